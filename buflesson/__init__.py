@@ -1,0 +1,31 @@
+"""buflesson: learn what a PyTorch module keeps as state, with checked exercises."""
+
+from buflesson.checks import check, exercises
+from buflesson.devices import DeviceChoice, pick_device
+from buflesson.inventory import Inventory, TensorRow, inventory
+from buflesson.models import (
+    BufferOffset,
+    PlainOffset,
+    buffer_offset_model,
+    plain_offset_model,
+    sample_input,
+)
+from buflesson.results import CheckResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BufferOffset",
+    "CheckResult",
+    "DeviceChoice",
+    "Inventory",
+    "PlainOffset",
+    "TensorRow",
+    "buffer_offset_model",
+    "check",
+    "exercises",
+    "inventory",
+    "pick_device",
+    "plain_offset_model",
+    "sample_input",
+]

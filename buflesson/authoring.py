@@ -1,0 +1,158 @@
+"""Student notebooks from answer notebooks: solution markers, cell roles, execution.
+
+Answer notebooks (`notebooks/answers/`) are the single source. In their code cells
+
+    ### BEGIN SOLUTION
+    ...answer lines...
+    ### END SOLUTION
+
+become `# YOUR CODE HERE` and `raise NotImplementedError` (same indent), and a line
+`name = value  # SOLUTION` becomes `name = ...  # YOUR CODE HERE`. Every cell gets
+`metadata.buflesson.role`: `exercise` (it held an answer), `check` (it calls
+`check(...)`) or `given` (everything else), so a grader can tell what a student
+was allowed to change.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+
+import nbformat
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+INLINE = "# SOLUTION"
+PLACEHOLDER = "# YOUR CODE HERE"
+ROLE_EXERCISE, ROLE_CHECK, ROLE_GIVEN = "exercise", "check", "given"
+
+_INLINE_RE = re.compile(r"^(?P<lhs>\s*[\w.\[\]'\", ]+?\s*=\s*).*?#\s*SOLUTION\s*$")
+_CHECK_RE = re.compile(r"""\bcheck\(\s*["']([^"']+)["']""")
+
+
+class MarkerError(ValueError):
+    """An answer cell whose solution markers do not pair up."""
+
+
+def has_solution(source: str) -> bool:
+    """True when a cell's source holds an answer region or an inline answer."""
+    return any(line.strip() == BEGIN or _INLINE_RE.match(line) for line in source.splitlines())
+
+
+def strip_answers(source: str) -> str:
+    """Replace every answer in a code cell's source with a placeholder."""
+    out: list[str] = []
+    inside = False
+    for number, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise MarkerError(f"line {number}: {BEGIN} inside another answer region")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [f"{indent}{PLACEHOLDER}", f"{indent}raise NotImplementedError"]
+        elif stripped == END:
+            if not inside:
+                raise MarkerError(f"line {number}: {END} without {BEGIN}")
+            inside = False
+        elif not inside:
+            match = _INLINE_RE.match(line)
+            out.append(f"{match['lhs']}...  {PLACEHOLDER}" if match else line)
+    if inside:
+        raise MarkerError(f"{BEGIN} without {END}")
+    return "\n".join(out)
+
+
+def checked_exercises(source: str) -> list[str]:
+    """Exercise ids that a cell passes to `check(...)`."""
+    return _CHECK_RE.findall(source)
+
+
+def cell_role(cell: nbformat.NotebookNode) -> str:
+    """`exercise`, `check` or `given` for a cell of an answer notebook."""
+    if cell.cell_type == "code" and has_solution(cell.source):
+        return ROLE_EXERCISE
+    if cell.cell_type == "code" and checked_exercises(cell.source):
+        return ROLE_CHECK
+    return ROLE_GIVEN
+
+
+def student_notebook(answer: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The student version of an answer notebook: answers stripped, roles marked, outputs cleared."""
+    nb = copy.deepcopy(answer)
+    for index, cell in enumerate(nb.cells):
+        role = cell_role(cell)
+        cell.id = f"cell-{index:02d}"
+        info: dict[str, object] = {"role": role}
+        if role == ROLE_CHECK:
+            info["exercises"] = checked_exercises(cell.source)
+        cell.metadata["buflesson"] = info
+        if cell.cell_type == "code":
+            if role == ROLE_EXERCISE:
+                cell.source = strip_answers(cell.source)
+            cell.outputs = []
+            cell.execution_count = None
+    return nb
+
+
+def answer_text(answer: nbformat.NotebookNode) -> list[str]:
+    """Every answer line of a notebook (stripped, non-empty): none may survive in a student version."""
+    lines: list[str] = []
+    for cell in answer.cells:
+        if cell.cell_type != "code":
+            continue
+        inside = False
+        for line in cell.source.splitlines():
+            stripped = line.strip()
+            if stripped == BEGIN:
+                inside = True
+            elif stripped == END:
+                inside = False
+            elif inside and stripped and not stripped.startswith("#"):
+                lines.append(stripped)
+            elif not inside and _INLINE_RE.match(line):
+                lines.append(stripped)
+    return lines
+
+
+def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -> nbformat.NotebookNode:
+    """Run every cell of `nb` in a fresh kernel (working directory `cwd`), storing outputs.
+
+    Errors are kept as outputs, as in the lessons that show PyTorch's own error.
+    """
+    from nbclient import NotebookClient
+
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"),
+        resources={"metadata": {"path": str(cwd)}},
+        allow_errors=True,
+    )
+    client.execute()
+    return nb
+
+
+def build_student_notebooks(answers_dir: Path, out_dir: Path, run: bool = True) -> list[Path]:
+    """Write the student version of every answer notebook in `answers_dir` to `out_dir`.
+
+    With `run`, answer and student notebooks are executed so their outputs are stored.
+    """
+    written = []
+    for path in sorted(answers_dir.glob("*.ipynb")):
+        answer = nbformat.read(path, as_version=4)
+        for index, cell in enumerate(answer.cells):
+            cell.id = f"cell-{index:02d}"
+        if run:
+            execute(answer, out_dir)
+            nbformat.write(answer, path)
+        student = student_notebook(answer)
+        if run:
+            execute(student, out_dir)
+        target = out_dir / path.name
+        nbformat.write(student, target)
+        written.append(target)
+    return written

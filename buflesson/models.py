@@ -1,0 +1,50 @@
+"""Seeded demo models for the lessons: the same small model, keeping its fixed tensor three ways."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+SEED = 0
+
+
+class PlainOffset(nn.Module):
+    """A linear layer plus a fixed offset kept as a plain tensor attribute (cases 1 and 2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+        self.offset = torch.tensor([10.0, -10.0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.offset
+
+
+class BufferOffset(nn.Module):
+    """The same model with the offset registered as a buffer (case 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+        self.register_buffer("offset", torch.tensor([10.0, -10.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.offset
+
+
+def plain_offset_model(seed: int = SEED) -> PlainOffset:
+    """A seeded `PlainOffset`: the offset is a plain attribute, invisible to PyTorch."""
+    torch.manual_seed(seed)
+    return PlainOffset()
+
+
+def buffer_offset_model(seed: int = SEED) -> BufferOffset:
+    """A seeded `BufferOffset`: the offset is a registered buffer."""
+    torch.manual_seed(seed)
+    return BufferOffset()
+
+
+def sample_input(rows: int = 4, seed: int = SEED) -> torch.Tensor:
+    """A seeded batch of inputs for the demo models, shape (rows, 3)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, 3, generator=generator)
