@@ -136,13 +136,15 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -> nbforma
     return nb
 
 
-def build_student_notebooks(answers_dir: Path, out_dir: Path, run: bool = True) -> list[Path]:
-    """Write the student version of every answer notebook in `answers_dir` to `out_dir`.
+def build_student_notebooks(
+    answers_dir: Path, out_dir: Path, run: bool = True, pattern: str = "*.ipynb"
+) -> list[Path]:
+    """Write the student version of each answer notebook in `answers_dir` matching `pattern`.
 
     With `run`, answer and student notebooks are executed so their outputs are stored.
     """
     written = []
-    for path in sorted(answers_dir.glob("*.ipynb")):
+    for path in sorted(answers_dir.glob(pattern)):
         answer = nbformat.read(path, as_version=4)
         for index, cell in enumerate(answer.cells):
             cell.id = f"cell-{index:02d}"

@@ -11,7 +11,7 @@ def _notebooks(args: argparse.Namespace) -> int:
     from buflesson.authoring import build_student_notebooks
 
     root = Path(args.notebooks)
-    written = build_student_notebooks(root / "answers", root, run=not args.no_run)
+    written = build_student_notebooks(root / "answers", root, run=not args.no_run, pattern=args.only)
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -28,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
     )
     nbs.add_argument("--notebooks", default="notebooks", help="folder with answers/ inside")
     nbs.add_argument("--no-run", action="store_true", help="write sources only, no outputs")
+    nbs.add_argument("--only", default="*.ipynb", help="glob of answer notebooks to build, e.g. '01-*'")
     nbs.set_defaults(run=_notebooks)
     return top
 
