@@ -26,7 +26,8 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check buflesson tests benchmarks notebooks
 	$(BIN)/ruff format --check buflesson tests benchmarks
-	$(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadfile tests notebooks $(NBVAL_FLAGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadfile --ignore-glob="*/.ipynb_checkpoints/*" \
+		tests notebooks $(NBVAL_FLAGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check buflesson tests benchmarks notebooks

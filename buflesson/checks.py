@@ -39,6 +39,7 @@ class Exercise:
 
 
 _REGISTRY: dict[str, Exercise] = {}
+_loaded = False
 
 
 def exercise(exercise_id: str, title: str, passed: str) -> Callable:
@@ -62,8 +63,10 @@ def _load_exercises() -> None:
 
 def exercises() -> dict[str, Exercise]:
     """Every registered exercise, by id, in lesson order."""
-    if not _REGISTRY:
+    global _loaded
+    if not _loaded:
         _load_exercises()
+        _loaded = True
     return dict(sorted(_REGISTRY.items(), key=lambda item: _sort_key(item[0])))
 
 

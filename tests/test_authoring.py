@@ -1,0 +1,126 @@
+"""Student notebooks are generated from the answer notebooks and hold no answer."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from buflesson.authoring import (
+    ROLE_CHECK,
+    ROLE_EXERCISE,
+    ROLE_GIVEN,
+    MarkerError,
+    answer_text,
+    strip_answers,
+    student_notebook,
+)
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ANSWERS = sorted((NOTEBOOKS / "answers").glob("*.ipynb"))
+
+
+def test_answer_region_becomes_placeholder_at_the_same_indent():
+    source = (
+        "class Model(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        ### BEGIN SOLUTION\n"
+        "        self.register_buffer('scale', torch.ones(2))\n"
+        "        ### END SOLUTION\n"
+        "        self.linear = nn.Linear(2, 2)"
+    )
+    assert strip_answers(source).splitlines()[3:] == [
+        "        # YOUR CODE HERE",
+        "        raise NotImplementedError",
+        "        self.linear = nn.Linear(2, 2)",
+    ]
+
+
+def test_inline_answer_becomes_ellipsis():
+    assert strip_answers("keys = ['a', 'b']  # SOLUTION") == "keys = ...  # YOUR CODE HERE"
+    assert strip_answers("x = 1  # a comment") == "x = 1  # a comment"
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["### BEGIN SOLUTION\nx = 1", "x = 1\n### END SOLUTION", "### BEGIN SOLUTION\n### BEGIN SOLUTION"],
+)
+def test_unpaired_markers_are_an_error(source):
+    with pytest.raises(MarkerError):
+        strip_answers(source)
+
+
+def _answer_nb():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Lesson"),
+        nbformat.v4.new_code_cell("import torch"),
+        nbformat.v4.new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION"),
+        nbformat.v4.new_code_cell('check("1.1", f)'),
+    ]
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="secret output 42\n")]
+    return nb
+
+
+def test_student_notebook_marks_roles_and_clears_outputs():
+    student = student_notebook(_answer_nb())
+    roles = [cell.metadata["buflesson"]["role"] for cell in student.cells]
+    assert roles == [ROLE_GIVEN, ROLE_GIVEN, ROLE_EXERCISE, ROLE_CHECK]
+    assert student.cells[3].metadata["buflesson"]["exercises"] == ["1.1"]
+    assert all(cell.get("outputs", []) == [] for cell in student.cells)
+    assert "return 42" not in student.cells[2].source
+    assert [cell.id for cell in student.cells] == ["cell-00", "cell-01", "cell-02", "cell-03"]
+
+
+def test_answer_text_lists_answer_lines_only():
+    assert answer_text(_answer_nb()) == ["return 42"]
+
+
+def test_there_are_answer_notebooks():
+    assert ANSWERS, "notebooks/answers/ holds no answer notebook"
+
+
+@pytest.mark.parametrize("answer_path", ANSWERS, ids=[p.name for p in ANSWERS])
+def test_committed_student_notebook_is_what_the_generator_makes(answer_path):
+    answer = nbformat.read(answer_path, as_version=4)
+    committed_path = NOTEBOOKS / answer_path.name
+    assert committed_path.exists(), f"run `make notebooks`: {committed_path.name} is missing"
+    committed = nbformat.read(committed_path, as_version=4)
+    generated = student_notebook(answer)
+    assert [(c.cell_type, c.source, c.metadata.get("buflesson")) for c in committed.cells] == [
+        (c.cell_type, c.source, c.metadata.get("buflesson")) for c in generated.cells
+    ], f"{committed_path.name} differs from its answer notebook: run `make notebooks`"
+
+
+@pytest.mark.parametrize("answer_path", ANSWERS, ids=[p.name for p in ANSWERS])
+def test_no_answer_text_survives_in_the_student_notebook(answer_path):
+    answers = answer_text(nbformat.read(answer_path, as_version=4))
+    assert answers, f"{answer_path.name} has no answer region"
+    student = (NOTEBOOKS / answer_path.name).read_text(encoding="utf-8")
+    code_lines = {
+        line.strip()
+        for cell in nbformat.reads(student, as_version=4).cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+    }
+    leaked = [line for line in answers if line in code_lines]
+    assert not leaked, f"answer lines in {answer_path.name}: {leaked}"
+
+
+@pytest.mark.parametrize("answer_path", ANSWERS, ids=[p.name for p in ANSWERS])
+def test_lesson_follows_the_outline(answer_path):
+    nb = nbformat.read(answer_path, as_version=4)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for heading in ("## What you will learn", "## Exercises", "## Summary"):
+        assert heading in markdown, f"{answer_path.name} lacks {heading!r}"
+    assert nb.metadata["kernelspec"]["name"] == "buflesson"
+    roles = [cell_role_of(c) for c in student_notebook(nb).cells]
+    assert roles.count(ROLE_EXERCISE) >= 2 and roles.count(ROLE_CHECK) >= 2
+    # Each exercise cell is followed by its check cell.
+    for index, role in enumerate(roles):
+        if role == ROLE_EXERCISE:
+            assert ROLE_CHECK in roles[index + 1 : index + 3], f"cell {index} has no check after it"
+
+
+def cell_role_of(cell):
+    return cell.metadata["buflesson"]["role"]
