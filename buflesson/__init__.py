@@ -6,9 +6,13 @@ from buflesson.inventory import Inventory, TensorRow, inventory
 from buflesson.models import (
     BufferOffset,
     PlainOffset,
+    PlainProjection,
+    Standardize,
     buffer_offset_model,
     plain_offset_model,
+    plain_projection_model,
     sample_input,
+    standardize_model,
 )
 from buflesson.results import CheckResult
 
@@ -20,6 +24,8 @@ __all__ = [
     "DeviceChoice",
     "Inventory",
     "PlainOffset",
+    "PlainProjection",
+    "Standardize",
     "TensorRow",
     "buffer_offset_model",
     "check",
@@ -27,5 +33,7 @@ __all__ = [
     "inventory",
     "pick_device",
     "plain_offset_model",
+    "plain_projection_model",
     "sample_input",
+    "standardize_model",
 ]

@@ -48,3 +48,41 @@ def sample_input(rows: int = 4, seed: int = SEED) -> torch.Tensor:
     """A seeded batch of inputs for the demo models, shape (rows, 3)."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(rows, 3, generator=generator)
+
+
+class Standardize(nn.Module):
+    """Standardizes its input with a fixed mean and std kept as plain attributes, then two layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mean = torch.tensor([0.5, -1.0, 2.0])
+        self.std = torch.tensor([1.0, 2.0, 0.5])
+        self.hidden = nn.Linear(3, 4)
+        self.out = nn.Linear(4, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.hidden((x - self.mean) / self.std)))
+
+
+class PlainProjection(nn.Module):
+    """A linear layer followed by a fixed projection matrix kept as a plain attribute, used with `@`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+        self.projection = torch.tensor([[1.0, 0.5], [0.0, 1.0]])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) @ self.projection
+
+
+def standardize_model(seed: int = SEED) -> Standardize:
+    """A seeded `Standardize`: its mean and std are plain attributes."""
+    torch.manual_seed(seed)
+    return Standardize()
+
+
+def plain_projection_model(seed: int = SEED) -> PlainProjection:
+    """A seeded `PlainProjection`: its projection matrix is a plain attribute."""
+    torch.manual_seed(seed)
+    return PlainProjection()
