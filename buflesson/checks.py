@@ -71,7 +71,8 @@ def exercises() -> dict[str, Exercise]:
 
 
 def _sort_key(exercise_id: str) -> tuple:
-    return tuple(int(part) if part.isdigit() else part for part in exercise_id.split("."))
+    # Numbers sort as numbers ("2.10" after "2.9") and before any name, so mixed ids still compare.
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in exercise_id.split("."))
 
 
 def is_placeholder(answer: object) -> bool:
