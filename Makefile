@@ -11,7 +11,7 @@ export PYTHONHASHSEED := 0
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 120
 
-.PHONY: lab test lint format notebooks clean
+.PHONY: lab test test-e2e lint format notebooks clean
 
 # Install once; again only when the pins or the package metadata change.
 $(STAMP): pyproject.toml constraints.txt
@@ -20,14 +20,29 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name buflesson --display-name "Python (buflesson)" >/dev/null
 	@touch $@
 
+# JupyterLab on the first lesson, with the project's kernel and no first-run pop-ups (buflesson/lab.py).
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+	$(BIN)/python -m buflesson.lab --notebooks=notebooks --port=$(PORT)
 
 test: $(STAMP)
 	$(BIN)/ruff check buflesson tests benchmarks notebooks
 	$(BIN)/ruff format --check buflesson tests benchmarks
 	$(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadfile --ignore-glob="*/.ipynb_checkpoints/*" \
 		tests notebooks $(NBVAL_FLAGS)
+
+# End-to-end: every notebook run in JupyterLab in Debian's Chromium, driven by Playwright (no browser
+# download). Screenshots go to _e2e/screenshots/.
+E2E_STAMP := $(VENV)/.buflesson-e2e-installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(E2E_STAMP): $(STAMP)
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt playwright
+	@touch $@
+
+test-e2e: $(E2E_STAMP)
+	BUFLESSON_E2E=1 $(BIN)/python -m pytest -p no:cacheprovider --durations=0 -v tests/e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check buflesson tests benchmarks notebooks

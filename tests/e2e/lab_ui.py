@@ -1,0 +1,189 @@
+"""Driving JupyterLab 4 through its own UI: the command palette, cells, themes, screenshots."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Playwright is installed by `make test-e2e` only
+    from playwright.sync_api import Page
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+ARTIFACTS = ROOT / "_e2e"  # git-ignored
+SCREENSHOTS = ARTIFACTS / "screenshots"
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+RUN_TIMEOUT = 600  # seconds for one notebook's Run All on two shared cores
+TALLEST_SHOT = 12_000  # pixels; a longer notebook is saved in several scrolled parts
+LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
+
+# What each code cell of the open notebook shows, in order.
+_CODE_CELLS_JS = """
+(root) => Array.from(document.querySelectorAll(root + ' .jp-Notebook .jp-CodeCell')).map(cell => {
+  const outputs = Array.from(cell.querySelectorAll('.jp-OutputArea-output'));
+  return {
+    prompt: (cell.querySelector('.jp-InputPrompt') || {textContent: ''}).textContent.trim(),
+    errors: outputs.filter(o => o.dataset.mimeType === 'application/vnd.jupyter.stderr')
+                   .map(o => o.textContent.slice(0, 400)),
+    boxes: Array.from(cell.querySelectorAll('.buflesson-check')).map(b => ({
+      classes: Array.from(b.classList), text: b.textContent})),
+    images: Array.from(cell.querySelectorAll('.jp-OutputArea-output img')).map(i => i.naturalWidth),
+    text: outputs.map(o => o.textContent).join('\\n').slice(0, 2000),
+  };
+})
+"""
+
+# Height of the notebook's content, and of the part of it the window shows.
+_HEIGHTS_JS = """
+(root) => {
+  const outer = document.querySelector(root + ' .jp-WindowedPanel-outer');
+  const cells = outer.querySelectorAll('.jp-Cell');
+  const last = cells[cells.length - 1];
+  const bottom = last.getBoundingClientRect().bottom - outer.getBoundingClientRect().top;
+  return [Math.ceil(outer.scrollTop + bottom), outer.clientHeight];
+}
+"""
+
+
+def command(page: Page, label: str) -> None:
+    """Run a JupyterLab command by its label, through the command palette (Ctrl+Shift+C)."""
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+C")
+    field = page.locator(".lm-CommandPalette-input")
+    field.wait_for(state="visible")
+    field.fill(label)
+    item = page.locator(".lm-CommandPalette-item:not(.lm-mod-disabled)").filter(
+        has=page.locator(".lm-CommandPalette-itemLabel", has_text=label)
+    )
+    item.first.click()
+
+
+def fail_on_dialog(page: Page) -> None:
+    """A dialog the student would have to answer (e.g. "Select Kernel") is a failure."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count() and dialog.first.is_visible():
+        raise AssertionError(f"JupyterLab shows a dialog: {dialog.first.inner_text()!r}")
+
+
+def kernel_state(lab, relpath: str) -> str:
+    """The execution state of the notebook's kernel, from the REST API (`/api/sessions`)."""
+    sessions = lab.sessions(relpath)
+    return sessions[0]["kernel"]["execution_state"] if sessions else "no kernel"
+
+
+def wait_idle(page: Page, lab, relpath: str, timeout: float = 120) -> None:
+    """Wait until the notebook's kernel is idle and no cell waits to run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        prompts = [cell["prompt"] for cell in code_cells(page)]
+        state = kernel_state(lab, relpath)
+        if state == "idle" and "[*]:" not in prompts:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{relpath}: kernel {state} after {timeout} s; prompts {prompts}")
+        time.sleep(0.5)
+
+
+def open_notebook(page: Page, lab, relpath: str) -> None:
+    """Open `relpath` alone in a fresh workspace in the light theme, its kernel started."""
+    page.goto(lab.page_url(relpath))
+    page.locator(f"{NOTEBOOK} .jp-Notebook .jp-Cell").first.wait_for()
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
+    fail_on_dialog(page)
+    set_theme(page, LIGHT)
+    wait_idle(page, lab, relpath)
+
+
+def run_all(page: Page, lab, relpath: str, timeout: float = RUN_TIMEOUT) -> None:
+    """Clear every output, restart the kernel and run all cells; wait until the run has ended."""
+    command(page, "Clear Outputs of All Cells")
+    page.wait_for_function("root => !document.querySelector(root + ' .jp-OutputArea-output')", arg=NOTEBOOK)
+    command(page, "Restart Kernel and Run All Cells")
+    page.locator(".jp-Dialog button.jp-mod-accept").click()  # "Restart Kernel?"
+    # The run has started once a prompt shows a number or a star: every prompt was blank.
+    deadline = time.monotonic() + 120
+    while not any(re.fullmatch(r"\[[0-9*]+\]:", cell["prompt"]) for cell in code_cells(page)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{relpath}: no cell started running after Restart Kernel and Run All")
+        time.sleep(0.2)
+    wait_idle(page, lab, relpath, timeout)
+    fail_on_dialog(page)
+
+
+def code_cells(page: Page) -> list[dict]:
+    """Prompt, error outputs, check boxes, images and output text of each code cell."""
+    return page.evaluate(_CODE_CELLS_JS, NOTEBOOK)
+
+
+def cell(page: Page, index: int):
+    """The `index`-th cell (of any type) of the open notebook."""
+    return page.locator(f"{NOTEBOOK} .jp-Notebook .jp-Cell").nth(index)
+
+
+def type_into_cell(page: Page, index: int, text: str) -> None:
+    """Replace the source of cell `index` as a student would: click into it, select all, type."""
+    editor = cell(page, index).locator(".cm-content")
+    editor.scroll_into_view_if_needed()
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(text)
+    page.keyboard.press("Escape")
+
+
+def run_cell(page: Page, lab, relpath: str, index: int) -> None:
+    """Select cell `index`, run it with Ctrl+Enter and wait until it shows a new execution count."""
+    from playwright.sync_api import expect
+
+    prompt = cell(page, index).locator(".jp-InputPrompt")
+    before = prompt.text_content().strip()
+    prompt.click()  # selects the cell, in command mode
+    page.keyboard.press("Control+Enter")
+    expect(prompt).not_to_have_text(before, timeout=RUN_TIMEOUT * 1000)
+    expect(prompt).to_have_text(re.compile(r"\[[0-9]+\]"), timeout=RUN_TIMEOUT * 1000)
+    wait_idle(page, lab, relpath)
+
+
+def set_theme(page: Page, theme: str) -> None:
+    """Switch JupyterLab's theme (Settings > Theme) unless it is already `theme`."""
+    if page.evaluate("document.body.dataset.jpThemeName") == theme:
+        return
+    command(page, f"Use Theme: {theme}")
+    page.wait_for_function("name => document.body.dataset.jpThemeName === name", arg=theme)
+    page.wait_for_timeout(500)  # the theme's stylesheet applies after the attribute changes
+
+
+def hide_left_sidebar(page: Page) -> None:
+    if page.locator("#jp-left-stack").is_visible():
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+B")
+        page.locator("#jp-left-stack").wait_for(state="hidden")
+
+
+def screenshot_notebook(page: Page, path: Path) -> list[Path]:
+    """Save the whole open notebook: the window is made as tall as the notebook, or scrolled."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hide_left_sidebar(page)
+    size = page.viewport_size
+    outer = page.locator(f"{NOTEBOOK} .jp-WindowedPanel-outer")
+    outer.evaluate("element => element.scrollTo(0, 0)")
+    content, visible = page.evaluate(_HEIGHTS_JS, NOTEBOOK)
+    for _ in range(10):  # cells out of view have estimated heights until they are drawn
+        height = min(page.viewport_size["height"] - visible + content + 24, TALLEST_SHOT)
+        page.set_viewport_size({"width": size["width"], "height": height})
+        page.wait_for_timeout(500)
+        measured, visible = page.evaluate(_HEIGHTS_JS, NOTEBOOK)
+        if measured == content and visible >= content:
+            break
+        content = measured
+    shots = []
+    for part, top in enumerate(range(0, content, visible)):
+        outer.evaluate("(element, top) => element.scrollTo(0, top)", top)
+        page.wait_for_timeout(300)
+        shot = path if top == 0 else path.with_name(f"{path.stem}.{part + 1}{path.suffix}")
+        page.screenshot(path=shot)
+        shots.append(shot)
+    outer.evaluate("element => element.scrollTo(0, 0)")
+    page.set_viewport_size(size)
+    return shots

@@ -1,0 +1,70 @@
+"""Every student and answer notebook, run through JupyterLab's UI in Chromium, renders cleanly.
+
+Screenshots of each notebook in the light and the dark theme go to _e2e/screenshots/.
+"""
+
+from __future__ import annotations
+
+import lab_ui as ui
+import nbformat
+import pytest
+from lab_ui import NOTEBOOKS, SCREENSHOTS
+
+from buflesson.authoring import checked_exercises
+from buflesson.lab import lessons
+
+NOTEBOOK_PATHS = [
+    path.relative_to(NOTEBOOKS).as_posix() for path in lessons(NOTEBOOKS) + lessons(NOTEBOOKS / "answers")
+]
+EXPECTED_BOX = {"student": "buflesson-not-attempted", "answer": "buflesson-passed"}
+
+
+def problems(relpath: str, notebook: nbformat.NotebookNode, shown: list[dict]) -> list[str]:
+    """What a student would see wrong in the run notebook: each a line naming the cell."""
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    if len(shown) != len(code):
+        return [f"{len(shown)} code cells in the browser, {len(code)} in the file"]
+    expected_box = EXPECTED_BOX["answer" if relpath.startswith("answers/") else "student"]
+    found = []
+    for number, (cell, dom) in enumerate(zip(code, shown, strict=True), start=1):
+        where = f"code cell {number} ({cell.source.splitlines()[0] if cell.source else ''!r})"
+        if not dom["prompt"].strip("[]: ").isdigit():
+            found.append(f"{where} did not run: prompt {dom['prompt']!r}")
+            continue
+        if "raises-exception" in cell.metadata.get("tags", []):
+            if not dom["errors"]:
+                found.append(f"{where} is tagged raises-exception but shows no error")
+        elif dom["errors"]:
+            found.append(f"{where} shows an error: {dom['errors'][0]!r}")
+        if checked_exercises(cell.source):
+            if not dom["boxes"]:
+                found.append(f"{where} shows no check box; its output: {dom['text'][:300]!r}")
+            for box in dom["boxes"]:
+                if expected_box not in box["classes"]:
+                    found.append(f"{where} shows {box['classes']}, expected {expected_box}: {box['text']!r}")
+        stored = sum("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
+        drawn = [width for width in dom["images"] if width > 0]
+        if len(drawn) < stored or len(drawn) < len(dom["images"]):
+            found.append(f"{where}: {stored} stored figure(s), {len(drawn)} drawn of {len(dom['images'])}")
+        if "<Figure size" in dom["text"] and not drawn:
+            found.append(f"{where} shows a figure as text, not as an image")
+    return found
+
+
+@pytest.mark.parametrize("relpath", NOTEBOOK_PATHS)
+def test_notebook_runs_cleanly_in_jupyterlab(lab, page, relpath):
+    notebook = nbformat.read(lab.root / relpath, as_version=4)
+    name = relpath.removesuffix(".ipynb")
+    try:
+        ui.open_notebook(page, lab, relpath)
+        ui.run_all(page, lab, relpath)
+        shown = ui.code_cells(page)
+        ui.screenshot_notebook(page, SCREENSHOTS / f"{name}.light.png")
+        ui.set_theme(page, ui.DARK)
+        ui.screenshot_notebook(page, SCREENSHOTS / f"{name}.dark.png")
+        ui.set_theme(page, ui.LIGHT)
+    finally:
+        lab.shut_down(relpath)
+    found = problems(relpath, notebook, shown)
+    if found:
+        pytest.fail(f"{relpath}:\n" + "\n".join(found), pytrace=False)
