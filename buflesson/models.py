@@ -9,7 +9,7 @@ SEED = 0
 
 
 class PlainOffset(nn.Module):
-    """A linear layer plus a fixed offset kept as a plain tensor attribute (cases 1 and 2)."""
+    """A linear layer plus a fixed offset, kept as a plain tensor attribute."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -21,7 +21,7 @@ class PlainOffset(nn.Module):
 
 
 class BufferOffset(nn.Module):
-    """The same model with the offset registered as a buffer (case 3)."""
+    """The same model with the offset registered as a buffer."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,7 +51,7 @@ def sample_input(rows: int = 4, seed: int = SEED) -> torch.Tensor:
 
 
 class Standardize(nn.Module):
-    """Standardizes its input with a fixed mean and std kept as plain attributes, then two layers."""
+    """Standardizes its input with a fixed mean and std, then applies two linear layers."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,7 +65,7 @@ class Standardize(nn.Module):
 
 
 class PlainProjection(nn.Module):
-    """A linear layer followed by a fixed projection matrix kept as a plain attribute, used with `@`."""
+    """A linear layer followed by a fixed projection matrix, kept as a plain attribute and used with `@`."""
 
     def __init__(self) -> None:
         super().__init__()
