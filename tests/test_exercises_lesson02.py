@@ -1,5 +1,9 @@
 """Lesson 2 checks: 2.1 makes a tensor on the input's device, 2.2 predicts what .half() converts."""
 
+import re
+from pathlib import Path
+
+import nbformat
 import pytest
 import torch
 from torch import nn
@@ -140,3 +144,60 @@ def test_2_2_names_each_mistake(answer, message, hint):
 def test_2_2_placeholder_and_none():
     assert check("2.2", ...).status == NOT_ATTEMPTED
     assert check("2.2", None).status == FAILED
+
+
+# The device lessons store the outputs of a CPU-only run (the meta device); nbval must find the same
+# outputs equal on a machine with CUDA once tests/nbval_sanitize.cfg has been applied.
+ROOT = Path(__file__).resolve().parent.parent
+CPU_WHY = "No accelerator here: using the meta device, which fails the same way a GPU does."
+CPU_MISMATCH = "Tensor on device cpu is not on the expected device meta!"
+CUDA_MISMATCHES = [
+    "Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!",
+    "Expected all tensors to be on the same device, but got mat1 is on cpu, different from other tensors "
+    "on cuda:0 (when checking argument in method wrapper_CUDA_addmm)",
+]
+
+
+def _sanitize(text: str) -> str:
+    from nbval.plugin import get_sanitize_patterns
+
+    for regex, replace in get_sanitize_patterns((ROOT / "tests" / "nbval_sanitize.cfg").read_text()):
+        text = re.sub(regex, replace, text)
+    return text
+
+
+def _as_on_cuda(text: str) -> str:
+    """What a CUDA machine prints where the CPU-only run printed `text`."""
+    text = text.replace(CPU_WHY, "Using the accelerator: cuda.").replace(CPU_MISMATCH, CUDA_MISMATCHES[0])
+    text = text.replace("meta  ", "cuda:0")  # inventory's device column is 6 wide: "cuda:0" fills it
+    return re.sub(r"\bmeta\b", "cuda:0", text)
+
+
+def _output_texts(path: Path) -> list[str]:
+    texts = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            texts += [output.get("text", ""), output.get("evalue", "")]
+            texts += [value for value in output.get("data", {}).values() if isinstance(value, str)]
+    return [text for text in texts if text]
+
+
+DEVICE_NOTEBOOKS = [
+    ROOT / "notebooks" / folder / name
+    for folder in ("", "answers")
+    for name in ("02-devices.ipynb", "03-register-buffer.ipynb")
+]
+
+
+@pytest.mark.parametrize("path", DEVICE_NOTEBOOKS, ids=lambda p: p.parent.name + "/" + p.name)
+def test_stored_device_outputs_compare_equal_on_a_cuda_machine(path):
+    texts = _output_texts(path)
+    differing = [text for text in texts if _as_on_cuda(text) != text]
+    assert len(differing) >= 3, "expected the device line, an inventory and a device name in the outputs"
+    for text in differing:
+        assert _sanitize(text) == _sanitize(_as_on_cuda(text)), text
+
+
+@pytest.mark.parametrize("cuda_message", CUDA_MISMATCHES)
+def test_each_cuda_wording_of_a_device_mismatch_is_sanitized_like_meta(cuda_message):
+    assert _sanitize(cuda_message) == _sanitize(CPU_MISMATCH) == "DEVICE-MISMATCH"
