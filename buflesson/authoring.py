@@ -120,17 +120,21 @@ def answer_text(answer: nbformat.NotebookNode) -> list[str]:
 def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -> nbformat.NotebookNode:
     """Run every cell of `nb` in a fresh kernel (working directory `cwd`), storing outputs.
 
-    Errors are kept as outputs, as in the lessons that show PyTorch's own error.
+    Errors are kept as outputs, as in the lessons that show PyTorch's own error. No timestamps are
+    stored, so running an unchanged notebook again leaves its file unchanged.
     """
     from nbclient import NotebookClient
 
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
     client = NotebookClient(
         nb,
         timeout=timeout,
         kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"),
         resources={"metadata": {"path": str(cwd)}},
         allow_errors=True,
+        record_timing=False,
     )
     client.execute()
     return nb
