@@ -60,11 +60,12 @@ def command(page: Page, label: str) -> None:
     item.first.click()
 
 
-def fail_on_dialog(page: Page) -> None:
-    """A dialog the student would have to answer (e.g. "Select Kernel") is a failure."""
-    dialog = page.locator(".jp-Dialog")
-    if dialog.count() and dialog.first.is_visible():
-        raise AssertionError(f"JupyterLab shows a dialog: {dialog.first.inner_text()!r}")
+def fail_on_popup(page: Page) -> None:
+    """A dialog or toast the student would have to answer ("Select Kernel", news prompt) is a failure."""
+    for selector in (".jp-Dialog", ".Toastify__toast"):
+        popup = page.locator(selector)
+        if popup.count() and popup.first.is_visible():
+            raise AssertionError(f"JupyterLab shows a pop-up: {popup.first.inner_text()!r}")
 
 
 def kernel_state(lab, relpath: str) -> str:
@@ -91,7 +92,7 @@ def open_notebook(page: Page, lab, relpath: str) -> None:
     page.goto(lab.page_url(relpath))
     page.locator(f"{NOTEBOOK} .jp-Notebook .jp-Cell").first.wait_for()
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
-    fail_on_dialog(page)
+    fail_on_popup(page)
     set_theme(page, LIGHT)
     wait_idle(page, lab, relpath)
 
@@ -109,7 +110,7 @@ def run_all(page: Page, lab, relpath: str, timeout: float = RUN_TIMEOUT) -> None
             raise AssertionError(f"{relpath}: no cell started running after Restart Kernel and Run All")
         time.sleep(0.2)
     wait_idle(page, lab, relpath, timeout)
-    fail_on_dialog(page)
+    fail_on_popup(page)
 
 
 def code_cells(page: Page) -> list[dict]:
@@ -174,7 +175,7 @@ def screenshot_notebook(page: Page, path: Path) -> list[Path]:
         page.set_viewport_size({"width": size["width"], "height": height})
         page.wait_for_timeout(500)
         measured, visible = page.evaluate(_HEIGHTS_JS, NOTEBOOK)
-        if measured == content and visible >= content:
+        if measured == content and (visible >= content or height == TALLEST_SHOT):
             break
         content = measured
     shots = []
