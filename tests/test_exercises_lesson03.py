@@ -193,7 +193,7 @@ def test_3_2_accepts_a_mask_buffer():
         (MaskFrozen, "'mask' is an nn.Parameter", "Fixed state belongs in a buffer"),
         (MaskNotPersistent, "persistent=False", "Drop persistent=False"),
         (MaskInForward, "created inside forward", "Create it once in __init__"),
-        (MaskRequiresGrad, "mask requires grad", "needs no requires_grad=True"),
+        (MaskRequiresGrad, "mask requires grad", "without requires_grad=True"),
         (MaskUnused, "other values than the masked layer", "Keep the given forward"),
         (MaskFrozenLayer, "did not change linear.weight", "Keep the given layer trainable"),
     ],

@@ -95,7 +95,7 @@ def masked_linear(answer: object) -> None:
     if model.mask.requires_grad:
         raise Fail(
             "mask requires grad, so backward() would compute a gradient nobody uses.",
-            "Register a plain tensor: torch.tril(torch.ones(3, 3)) needs no requires_grad=True.",
+            "Register the tensor without requires_grad=True: torch.tril(torch.ones(3, 3)) is all it takes.",
         )
     weight = linear.weight.detach().clone()
     sgd_step(model, x)
