@@ -17,6 +17,58 @@ def _notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _release(args: argparse.Namespace) -> int:
+    from buflesson.release import release
+
+    for path in release(Path(args.answers), Path(args.out_dir)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _points(text: str) -> tuple[str, float]:
+    exercise_id, _, value = text.partition("=")
+    try:
+        return exercise_id, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ID=POINTS, e.g. 1.1=2, got {text!r}") from None
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from buflesson.grading import GradeError, Limits, Shard, grade, summary
+
+    fresh: list = []
+    try:
+        results = grade(
+            [Path(p) for p in args.submissions],
+            Path(args.out),
+            answers=Path(args.answers),
+            jobs=args.jobs,
+            limits=Limits(args.cell_timeout, args.timeout, args.memory),
+            hidden=Path(args.hidden) if args.hidden else None,
+            points=dict(args.points),
+            tampered_policy=args.tampered_policy,
+            shard=Shard.parse(args.shard) if args.shard else None,
+            force=args.force,
+            on_result=fresh.append,
+        )
+    except GradeError as error:
+        print(f"buflesson grade: {error}", file=sys.stderr)
+        return 2
+    print(summary(results, Path(args.out), len(fresh)))
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from buflesson.grading import GradeError, merge_parts
+
+    try:
+        print(merge_parts([Path(p) for p in args.parts], Path(args.out)))
+    except GradeError as error:
+        print(f"buflesson gradebook merge: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the `buflesson` command."""
     top = argparse.ArgumentParser(prog="buflesson", description=__doc__)
@@ -30,6 +82,33 @@ def parser() -> argparse.ArgumentParser:
     nbs.add_argument("--no-run", action="store_true", help="write sources only, no outputs")
     nbs.add_argument("--only", default="*.ipynb", help="glob of answer notebooks to build, e.g. '01-*'")
     nbs.set_defaults(run=_notebooks)
+
+    rel = sub.add_parser("release", help="instructors: write the student handout (no answers) to OUT_DIR")
+    rel.add_argument("out_dir", metavar="OUT_DIR")
+    rel.add_argument("--answers", default="notebooks/answers", help="folder of answer notebooks")
+    rel.set_defaults(run=_release)
+
+    gr = sub.add_parser("grade", help="instructors: grade submitted notebooks into a gradebook and feedback")
+    gr.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks, or folders of them")
+    gr.add_argument("--out", required=True, metavar="OUT_DIR", help="gradebook.csv, feedback/, results/")
+    gr.add_argument("--answers", default="notebooks/answers", help="folder of answer notebooks")
+    gr.add_argument("--jobs", type=int, default=None, help="notebooks at a time (default: the cores)")
+    gr.add_argument("--timeout", type=float, default=300, help="seconds per notebook (default 300)")
+    gr.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell (default 60)")
+    gr.add_argument("--memory", type=int, default=2048, help="MB each notebook may allocate (default 2048)")
+    gr.add_argument("--hidden", metavar="FILE", help="Python file of @hidden checks, kept from students")
+    gr.add_argument("--points", type=_points, action="append", default=[], metavar="ID=N", help="points")
+    gr.add_argument("--tampered-policy", choices=["keep", "zero"], default="keep")
+    gr.add_argument("--shard", metavar="I/N", help="grade only part I of N (0-based), by student id")
+    gr.add_argument("--force", action="store_true", help="regrade notebooks already graded in OUT_DIR")
+    gr.set_defaults(run=_grade)
+
+    gb = sub.add_parser("gradebook", help="instructors: work with gradebooks")
+    gb_sub = gb.add_subparsers(dest="action", required=True)
+    mg = gb_sub.add_parser("merge", help="join the gradebooks (and feedback) of shards")
+    mg.add_argument("parts", nargs="+", metavar="PART", help="shard OUT_DIRs or their gradebook.csv")
+    mg.add_argument("--out", required=True, metavar="OUT_DIR")
+    mg.set_defaults(run=_merge)
     return top
 
 
