@@ -74,15 +74,25 @@ def kernel_state(lab, relpath: str) -> str:
     return sessions[0]["kernel"]["execution_state"] if sessions else "no kernel"
 
 
-def wait_idle(page: Page, lab, relpath: str, timeout: float = 120) -> None:
-    """Wait until the notebook's kernel is idle and no cell waits to run."""
+def wait_idle(page: Page, lab, relpath: str, timeout: float = 120, settle: float = 10) -> None:
+    """Wait until the kernel is idle and every code cell shows an execution count.
+
+    The REST API reports a kernel idle between two queued cells, and JupyterLab blanks the prompts
+    of queued cells after an error even where the kernel goes on (a `raises-exception` cell), so a
+    notebook with cells left unrun counts as done only once nothing has changed for `settle` seconds.
+    """
     deadline = time.monotonic() + timeout
+    seen, since = None, time.monotonic()
     while True:
         prompts = [cell["prompt"] for cell in code_cells(page)]
         state = kernel_state(lab, relpath)
+        now = time.monotonic()
+        if (state, prompts) != seen:
+            seen, since = (state, prompts), now
         if state == "idle" and "[*]:" not in prompts:
-            return
-        if time.monotonic() > deadline:
+            if all(re.fullmatch(r"\[[0-9]+\]:", prompt) for prompt in prompts) or now - since >= settle:
+                return
+        if now > deadline:
             raise AssertionError(f"{relpath}: kernel {state} after {timeout} s; prompts {prompts}")
         time.sleep(0.5)
 
@@ -143,7 +153,7 @@ def run_cell(page: Page, lab, relpath: str, index: int) -> None:
     page.keyboard.press("Control+Enter")
     expect(prompt).not_to_have_text(before, timeout=RUN_TIMEOUT * 1000)
     expect(prompt).to_have_text(re.compile(r"\[[0-9]+\]"), timeout=RUN_TIMEOUT * 1000)
-    wait_idle(page, lab, relpath)
+    wait_idle(page, lab, relpath, settle=1)
 
 
 def set_theme(page: Page, theme: str) -> None:
