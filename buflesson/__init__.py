@@ -1,5 +1,6 @@
 """buflesson: learn what a PyTorch module keeps as state, with checked exercises."""
 
+from buflesson.audit import Audit, Finding, audit
 from buflesson.checks import check, exercises
 from buflesson.devices import DeviceChoice, pick_device
 from buflesson.inventory import Inventory, TensorRow, inventory
@@ -14,26 +15,48 @@ from buflesson.models import (
     sample_input,
     standardize_model,
 )
+from buflesson.recap import Everything, everything_model, training_batch, training_step
 from buflesson.results import CheckResult
+from buflesson.state_map import state_map
+from buflesson.versions import SensorV1, SensorV2, sensor_readings, sensor_v1_model
+from buflesson.wild import FreshStats, PinnedMask, RegisteredMask, SavedPeak, StaleStats, UnsavedPeak
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Audit",
     "BufferOffset",
     "CheckResult",
     "DeviceChoice",
+    "Everything",
+    "Finding",
+    "FreshStats",
     "Inventory",
+    "PinnedMask",
     "PlainOffset",
     "PlainProjection",
+    "RegisteredMask",
+    "SavedPeak",
+    "SensorV1",
+    "SensorV2",
+    "StaleStats",
     "Standardize",
     "TensorRow",
+    "UnsavedPeak",
+    "audit",
     "buffer_offset_model",
     "check",
+    "everything_model",
     "exercises",
     "inventory",
     "pick_device",
     "plain_offset_model",
     "plain_projection_model",
     "sample_input",
+    "sensor_readings",
+    "sensor_v1_model",
     "standardize_model",
+    "state_map",
+    "training_batch",
+    "training_step",
 ]

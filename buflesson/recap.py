@@ -1,0 +1,66 @@
+"""The recap model: one of every way a module can hold a tensor, for lesson 09's predictions."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from buflesson.inventory import inventory
+
+SEED = 0
+
+
+class Everything(nn.Module):
+    """A small model that mixes every kind of tensor the lessons met."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(3)  # submodule: parameters and running-statistics buffers
+        self.linear = nn.Linear(3, 2)  # submodule: parameters
+        self.gain = nn.Parameter(torch.ones(2))  # parameter
+        self.frozen_bias = nn.Parameter(torch.zeros(2), requires_grad=False)  # frozen parameter
+        self.register_buffer("offset", torch.tensor([1.0, -1.0]))  # buffer
+        self.register_buffer("window", torch.tensor([1.0, 0.5]), persistent=False)  # non-persistent buffer
+        self.register_buffer("cache", None)  # None buffer: a slot, no tensor yet
+        self.shift = torch.tensor([0.1, 0.2])  # plain attribute
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.linear(self.norm(x))
+        return (h * self.gain + self.frozen_bias + self.offset) * self.window + self.shift
+
+
+def everything_model(seed: int = SEED) -> Everything:
+    """A seeded `Everything`."""
+    torch.manual_seed(seed)
+    return Everything()
+
+
+def training_batch(rows: int = 8, seed: int = SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded batch (inputs of shape (rows, 3), targets of shape (rows, 2)) for one training step."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, 3, generator=generator), torch.randn(rows, 2, generator=generator)
+
+
+def training_step(model: nn.Module, lr: float = 0.1) -> dict[str, bool]:
+    """One SGD step on `training_batch()`; return, per named tensor, whether `optimizer.step()` changed it.
+
+    The snapshot is taken after the forward and backward passes, just before the
+    step, so a buffer that the forward pass updates (BatchNorm's running
+    statistics) is not counted as changed by the step.
+    """
+    inputs, targets = training_batch()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    optimizer.zero_grad()
+    loss = (model(inputs) - targets).pow(2).mean()
+    loss.backward()
+    before = _named_tensors(model)
+    snapshot = {name: tensor.detach().clone() for name, tensor in before.items()}
+    optimizer.step()
+    after = _named_tensors(model)
+    return {
+        name: name not in after or not torch.equal(after[name].detach(), snapshot[name]) for name in snapshot
+    }
+
+
+def _named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {row.name: row.tensor for row in inventory(model) if row.tensor is not None}
