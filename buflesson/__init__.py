@@ -17,6 +17,7 @@ from buflesson.models import (
 )
 from buflesson.recap import Everything, everything_model, training_batch, training_step
 from buflesson.results import CheckResult
+from buflesson.running_stats import plot_running_mean, running_mean_trace, seeded_batches
 from buflesson.state_map import state_map
 from buflesson.versions import SensorV1, SensorV2, sensor_readings, sensor_v1_model
 from buflesson.wild import FreshStats, PinnedMask, RegisteredMask, SavedPeak, StaleStats, UnsavedPeak
@@ -52,7 +53,10 @@ __all__ = [
     "pick_device",
     "plain_offset_model",
     "plain_projection_model",
+    "plot_running_mean",
+    "running_mean_trace",
     "sample_input",
+    "seeded_batches",
     "sensor_readings",
     "sensor_v1_model",
     "standardize_model",
