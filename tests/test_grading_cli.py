@@ -19,7 +19,7 @@ from buflesson.release import handout
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grading"
 ANSWERS = FIXTURES / "answers"
 LESSON = "90-fixture"
-LIMITS = ["--cell-timeout", "3", "--timeout", "10", "--memory", "1024"]
+LIMITS = ["--cell-timeout", "3", "--timeout", "8", "--memory", "1024"]
 
 pytestmark = pytest.mark.slow
 
@@ -253,7 +253,7 @@ def test_feedback_per_student_in_markdown_and_html_without_hidden_code(graded):
 
 def test_tampered_cells_are_named(graded):
     text = feedback(graded[0], "tampered")
-    assert "given cell 5 was deleted (restored)" in text
+    assert "given cell 5 of the lesson was deleted (restored)" in text
     assert "check cell 6 was changed (the original was run)" in text
 
 
@@ -269,35 +269,21 @@ def test_rerun_resumes_and_force_regrades(graded):
     assert (root / "out" / "gradebook.csv").read_text(encoding="utf-8") == first
 
 
-def test_shards_merged_equal_one_unsharded_run(graded):
-    root, args, _, _ = graded
-    for index in range(3):
-        run = grader(*args, "--out", f"shard{index}", "--shard", f"{index}/3", *LIMITS, cwd=root)
-        assert run.returncode == 0, run.stderr
-    parts = [f"shard{index}" for index in range(3)]
-    sizes = [len(rows_of(root / part)) for part in parts]
-    assert all(sizes) and sum(sizes) == len(rows_of(root / "out"))
-    merged = grader("gradebook", "merge", *parts, "--out", "merged", cwd=root)
-    assert merged.returncode == 0, merged.stderr
-    whole = (root / "out" / "gradebook.csv").read_text(encoding="utf-8")
-    assert (root / "merged" / "gradebook.csv").read_text(encoding="utf-8") == whole
-    assert sorted(p.name for p in (root / "merged" / "feedback").iterdir()) == sorted(
-        p.name for p in (root / "out" / "feedback").iterdir()
+def test_shards_merged_equal_one_unsharded_run(tmp_path):
+    course = tmp_path / "course"
+    for student in ("ana", "ben", "chloé", "dev", "eli", "fay"):
+        put(course, f"{student}/{LESSON}.ipynb", answer_nb() if student < "d" else blank_nb())
+    put(course, f"gus/{LESSON}.ipynb", b"")
+    put(tmp_path, f"loose/hal_{LESSON}.ipynb", answer_nb())
+    args = ["grade", "course", "loose", "--answers", str(ANSWERS), *LIMITS]
+    shards = [[*args, "--out", f"shard{index}", "--shard", f"{index}/2"] for index in range(2)]
+    merge = ["gradebook", "merge", "shard0", "shard1", "--out", "merged"]
+    run = grader(*args, "--out", "whole", "::", *shards[0], "::", *shards[1], "::", *merge, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    sizes = [len(rows_of(tmp_path / f"shard{index}")) for index in range(2)]
+    assert all(sizes) and sum(sizes) == len(rows_of(tmp_path / "whole")) == 8
+    whole = (tmp_path / "whole" / "gradebook.csv").read_text(encoding="utf-8")
+    assert (tmp_path / "merged" / "gradebook.csv").read_text(encoding="utf-8") == whole
+    assert sorted(p.name for p in (tmp_path / "merged" / "feedback").iterdir()) == sorted(
+        p.name for p in (tmp_path / "whole" / "feedback").iterdir()
     )
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["grade", "nothing-here", "--out", "o"], "no such file or folder"),
-        (["grade", "emptydir", "--out", "o"], "no submissions"),
-        (["grade", "course", "--out", "blocked/o"], "cannot write"),
-        (["grade", "course", "--out", "o", "--shard", "3/3"], "I must be 0..2"),
-    ],
-)
-def test_misuse_exits_non_zero_with_a_message(graded, args, message):
-    root = graded[0]
-    (root / "emptydir").mkdir(exist_ok=True)
-    (root / "blocked").write_text("a file, not a folder")
-    run = grader(*args, "--answers", str(ANSWERS), cwd=root)
-    assert run.returncode == 2 and message in run.stderr

@@ -131,7 +131,9 @@ def plan(lesson: Lesson, submission: nbformat.NotebookNode) -> Plan:
         for ref in lesson.cells:
             if ref.index < before and ref.index not in taken and ref.index not in emitted:
                 if ref.role in PROTECTED_ROLES:
-                    result.tampered.append(f"{ref.role} cell {ref.index + 1} was deleted (restored)")
+                    result.tampered.append(
+                        f"{ref.role} cell {ref.index + 1} of the lesson was deleted (restored)"
+                    )
                     result.steps.append(_ref_step(ref, None))
                 emitted.add(ref.index)
 

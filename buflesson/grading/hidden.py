@@ -39,6 +39,7 @@ class HiddenCheck:
 
 
 _HIDDEN: dict[str, HiddenCheck] = {}
+_LOADED: dict[Path, list[HiddenCheck]] = {}
 
 
 def hidden(exercise_id: str, title: str, points: float = 1) -> Callable:
@@ -55,10 +56,12 @@ def hidden(exercise_id: str, title: str, points: float = 1) -> Callable:
 
 
 def load_hidden(path: Path) -> list[HiddenCheck]:
-    """Run a hidden-checks file and return the checks it defined."""
-    path = Path(path)
+    """Run a hidden-checks file (once per process) and return the checks it defined."""
+    path = Path(path).resolve()
+    if path in _LOADED:
+        return _LOADED[path]
     before = set(_HIDDEN)
-    name = f"buflesson_hidden_{abs(hash(str(path.resolve())))}"
+    name = f"buflesson_hidden_{len(_LOADED)}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"{path} is not a Python file")
@@ -68,6 +71,7 @@ def load_hidden(path: Path) -> list[HiddenCheck]:
     found = [check for key, check in _HIDDEN.items() if key not in before]
     if not found:
         raise ValueError(f"{path} defines no @hidden check")
+    _LOADED[path] = found
     return found
 
 
