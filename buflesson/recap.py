@@ -1,6 +1,12 @@
-"""The recap model: one of every way a module can hold a tensor, for lesson 09's predictions."""
+"""The recap model: one of every way a module can hold a tensor, for lesson 09's predictions.
+
+`saved_names`, `moved_names` and `trained_names` answer lesson 09's three questions
+by asking PyTorch on a fresh model, never from a list written down here.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -64,3 +70,26 @@ def training_step(model: nn.Module, lr: float = 0.1) -> dict[str, bool]:
 
 def _named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {row.name: row.tensor for row in inventory(model) if row.tensor is not None}
+
+
+def _fresh(build: Callable[[], nn.Module]) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        return build()
+
+
+def saved_names(build: Callable[[], nn.Module] = everything_model) -> set[str]:
+    """What PyTorch saves: the keys of `state_dict()` of a model from `build()`."""
+    return set(_fresh(build).state_dict())
+
+
+def moved_names(build: Callable[[], nn.Module] = everything_model) -> set[str]:
+    """What PyTorch moves: the tensors on the meta device after `model.to('meta')`."""
+    model = _fresh(build).to("meta")
+    return {row.name for row in inventory(model) if row.device == "meta"}
+
+
+def trained_names(build: Callable[[], nn.Module] = everything_model) -> set[str]:
+    """What PyTorch trains: the tensors whose values `optimizer.step()` changes in `training_step`."""
+    with torch.random.fork_rng(devices=[]):
+        changed = training_step(build())
+    return {name for name, did in changed.items() if did}

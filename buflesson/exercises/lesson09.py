@@ -3,7 +3,9 @@
 Nothing here holds an answer: each check builds `Everything`, asks PyTorch (which
 keys `state_dict()` has, which tensors `.to('meta')` moves, which tensors
 `optimizer.step()` changes) and compares the student's set of names with that.
-The hints come from each wrong name's kind, read from `inventory`.
+The hints come from each wrong name's kind, read from `inventory`. The three
+questions are answered by `saved_names`, `moved_names` and `trained_names` in
+`buflesson.recap`.
 """
 
 from __future__ import annotations
@@ -17,27 +19,9 @@ from torch import nn
 from buflesson.checks import Fail, exercise
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN, inventory
 from buflesson.probes import call_student
-from buflesson.recap import everything_model, training_step
+from buflesson.recap import everything_model, moved_names, saved_names, trained_names
 
 FROZEN = "frozen parameter"
-
-
-def saved_names() -> set[str]:
-    """What PyTorch saves: the keys of `state_dict()`."""
-    return set(_model().state_dict())
-
-
-def moved_names() -> set[str]:
-    """What PyTorch moves: the tensors on the meta device after `model.to('meta')`."""
-    model = _model().to("meta")
-    return {row.name for row in inventory(model) if row.device == "meta"}
-
-
-def trained_names() -> set[str]:
-    """What PyTorch trains: the tensors whose values `optimizer.step()` changes."""
-    with torch.random.fork_rng(devices=[]):
-        changed = training_step(_model())
-    return {name for name, did in changed.items() if did}
 
 
 def _model() -> nn.Module:
