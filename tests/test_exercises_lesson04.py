@@ -121,6 +121,15 @@ def test_4_1_placeholder_and_wrong_types():
     assert "Pass the function itself" in check("4.1", torch.ones(2)).hint
 
 
+@pytest.mark.parametrize("exercise_id, answer", [("4.1", gradient_right), ("4.2", lambda m: 12)])
+def test_4_checks_leave_the_students_random_state_alone(exercise_id, answer):
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    check(exercise_id, answer)
+    assert torch.equal(torch.rand(1), expected)
+
+
 def count_right(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

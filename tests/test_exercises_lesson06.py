@@ -245,3 +245,12 @@ def test_6_2_placeholder_and_wrong_types():
     assert check("6.2", NotYetNormalizer).status == NOT_ATTEMPTED
     assert check("6.2", None).status == FAILED
     assert "not the class" in check("6.2", Normalizer(3)).message
+
+
+@pytest.mark.parametrize("exercise_id, answer", [("6.1", CausalMask), ("6.2", Normalizer)])
+def test_6_checks_leave_the_students_random_state_alone(exercise_id, answer):
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    check(exercise_id, answer)
+    assert torch.equal(torch.rand(1), expected)

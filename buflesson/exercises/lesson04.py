@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import operator
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from buflesson.checks import Fail, exercise
 from buflesson.inventory import BUFFER
-from buflesson.models import buffer_offset_model, sample_input
+from buflesson.models import BufferOffset, sample_input
 from buflesson.probes import call_student, kind_of, same
 
 
@@ -34,10 +35,11 @@ class _Scaled(nn.Module):
         return self.linear(x) * self.scale
 
 
-def _scaled_model(seed: int) -> _Scaled:
+def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """`build()` under `seed`, leaving the student's random state as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return _Scaled()
+        return build()
 
 
 def _gradients(model: nn.Module, name: str, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -114,8 +116,8 @@ def _check_gradient(answer: object, model: nn.Module, name: str, x: torch.Tensor
 )
 def buffer_gradient(answer: object) -> None:
     _expect_function(answer, "4.1", "buffer_gradient")
-    _check_gradient(answer, buffer_offset_model(seed=3), "offset", sample_input(seed=3))
-    _check_gradient(answer, _scaled_model(seed=4), "scale", sample_input(rows=5, seed=4))
+    _check_gradient(answer, _seeded(BufferOffset, 3), "offset", sample_input(seed=3))
+    _check_gradient(answer, _seeded(_Scaled, 4), "scale", sample_input(rows=5, seed=4))
 
 
 class _Mixed(nn.Module):
