@@ -144,23 +144,33 @@ def _stale_after_conversion(model: nn.Module, references: dict[str, str]) -> set
 
     `.to()`, `.cuda()`, `.double()` and `.half()` all go through `Module._apply(fn)`;
     `clone` as `fn` converts every tensor to a new one of the same kind, as a move to
-    another GPU does. This runs on a copy, so the model itself is not changed. When
-    the model cannot be copied, the rule PyTorch follows stands in: buffers are
-    replaced, parameters keep their identity.
+    another GPU does. This runs on a copy, so the model itself is not changed. Where
+    the copy cannot answer (the model cannot be copied, or copying loses a view's
+    shared memory), the rule PyTorch follows stands in: buffers are replaced, and
+    parameters keep their object but get new memory, so only a reference to the
+    parameter object itself stays valid.
     """
+    table = inventory(model)
+    by_rule = {
+        name
+        for name, target in references.items()
+        if table[target].kind != PARAMETER or table[name].tensor is not table[target].tensor
+    }
     try:
         twin = copy.deepcopy(model)
+        before = inventory(twin)
+        asked = {name for name in references if _referenced(before[name].tensor, before) is not None}
         with torch.no_grad():
             twin._apply(lambda t: t.clone())
     except Exception:
-        table = inventory(model)
-        return {name for name, target in references.items() if table[target].kind != PARAMETER}
+        return by_rule
     after = inventory(twin)
-    return {
+    by_copy = {
         name
-        for name in references
+        for name in asked
         if name not in after or after[name].tensor is None or _referenced(after[name].tensor, after) is None
     }
+    return by_copy | (by_rule - asked)
 
 
 def _plain_findings(table: Inventory, model: nn.Module) -> list[Finding]:
@@ -179,12 +189,16 @@ def _plain_findings(table: Inventory, model: nn.Module) -> list[Finding]:
 
 
 def _stale_finding(name: str, tensor: torch.Tensor, target: TensorRow) -> Finding:
+    if target.kind == PARAMETER:
+        change = "give a parameter new memory (the same nn.Parameter, a new .data)"
+    else:
+        change = f"replace a {target.kind} with a new tensor"
     return Finding(
         name,
         STALE_REFERENCE,
         f"It is {_describe(tensor, target)}, kept in a plain attribute. .to(), .cuda() and "
-        f".double() replace a {target.kind} with a new tensor, so after a move {name} still holds "
-        "the old one: its device, dtype and values no longer follow the model.",
+        f".double() {change}, so after a move {name} still holds the old one: its device, dtype "
+        "and values no longer follow the model.",
         f"Keep the name, not the tensor: read self.{target.name} where you need it "
         "(or use a @property that returns it).",
     )

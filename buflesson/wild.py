@@ -79,8 +79,7 @@ class UnsavedPeak(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            with torch.no_grad():
-                torch.maximum(self.peak, x.abs().amax(dim=0), out=self.peak)
+            torch.maximum(self.peak, x.detach().abs().amax(dim=0), out=self.peak)
         return self.linear(x / self.peak)
 
 
@@ -94,8 +93,7 @@ class SavedPeak(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            with torch.no_grad():
-                torch.maximum(self.peak, x.abs().amax(dim=0), out=self.peak)
+            torch.maximum(self.peak, x.detach().abs().amax(dim=0), out=self.peak)
         return self.linear(x / self.peak)
 
 

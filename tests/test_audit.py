@@ -46,14 +46,20 @@ class References(nn.Module):
         self.weights = [self.linear.weight]  # parameters keep their identity through .to() and .double()
         self.first_row = self.table[0]  # a view of a buffer goes stale like the buffer itself
         self.extra = [nn.Parameter(torch.ones(1))]  # an unregistered parameter
+        self.row = self.linear.weight.detach()[0]  # a view of a parameter keeps its old memory
         self.name = "not a tensor"
 
 
 def test_views_go_stale_parameter_references_do_not_and_unregistered_parameters_are_named():
     found = audit(References())
-    assert found.problems() == {"first_row": STALE_REFERENCE, "extra[0]": PLAIN_TENSOR}
+    assert found.problems() == {
+        "first_row": STALE_REFERENCE,
+        "extra[0]": PLAIN_TENSOR,
+        "row": STALE_REFERENCE,
+    }
     text = str(found)
     assert "a view of the buffer 'table' (it shares its memory)" in text
+    assert "a view of the parameter 'linear.weight'" in text and "a new .data" in text
     assert "nn.ParameterList" in text
 
 
@@ -64,6 +70,7 @@ def test_a_model_that_cannot_be_copied_falls_back_to_pytorchs_rule():
     assert found.problems() == {
         "first_row": STALE_REFERENCE,
         "extra[0]": PLAIN_TENSOR,
+        "row": STALE_REFERENCE,
         "derived": PLAIN_TENSOR,
     }
 

@@ -130,8 +130,17 @@ class PeakPlain(SavedPeak):
         self.peak = torch.ones(3)
 
 
-def test_8_3_right_answer_passes():
-    result = check("8.3", SavedPeak)
+class PeakReRegistered(UnsavedPeak):
+    """The lesson's answer: register peak again, persistent this time."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("peak", torch.ones(3))
+
+
+@pytest.mark.parametrize("answer", [SavedPeak, PeakReRegistered])
+def test_8_3_right_answers_pass(answer):
+    result = check("8.3", answer)
     assert result.status == PASSED, str(result)
 
 
