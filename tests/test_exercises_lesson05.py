@@ -108,6 +108,11 @@ class KeepsGraph(RunningMean):
         self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * x.mean(0)
 
 
+class InPlaceKeepsGraph(RunningMean):
+    def update(self, x):
+        self.running_mean.mul_(1 - self.momentum).add_(self.momentum * x.mean(0))
+
+
 class UpdatesInEval(RunningMean):
     def forward(self, x):
         self.update(x)
@@ -150,6 +155,7 @@ def test_5_1_accepts_in_place_and_assigned_updates(answer):
         (LastBatch, "holds the last batch mean", "Blend old and new"),
         (OverAll, "running_mean is [", "x.mean(0)"),
         (KeepsGraph, "running_mean requires grad", "torch.no_grad()"),
+        (InPlaceKeepsGraph, "running_mean requires grad", "torch.no_grad()"),
         (UpdatesInEval, "changed in eval mode", "self.training is True"),
         (ReturnsInput, "something else than x - running_mean", "Update first"),
         (DefaultHalf, "default momentum", "default 0.1"),
