@@ -1,3 +1,4 @@
-"""Shared test set-up: skip Jupyter's checkpoint copies when nbval collects notebooks."""
+"""Shared test set-up: what nbval must not collect as a lesson notebook."""
 
-collect_ignore_glob = ["**/.ipynb_checkpoints/*"]
+# Jupyter's checkpoint copies, and the grader's fixture course (its checks exist only in the grader).
+collect_ignore_glob = ["**/.ipynb_checkpoints/*", "fixtures/*"]

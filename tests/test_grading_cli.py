@@ -287,3 +287,21 @@ def test_shards_merged_equal_one_unsharded_run(tmp_path):
     assert sorted(p.name for p in (tmp_path / "merged" / "feedback").iterdir()) == sorted(
         p.name for p in (tmp_path / "whole" / "feedback").iterdir()
     )
+
+
+KILLS_GRADER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nanswer = 42"
+
+
+def test_a_notebook_that_kills_the_grader_is_marked_crashed_on_the_third_run(tmp_path):
+    """Each run loses only what was running; the journal blames the notebook after two deaths."""
+    put(tmp_path / "course", f"killer/{LESSON}.ipynb", with_exercise(answer_nb(), 5, KILLS_GRADER))
+    args = ["grade", "course", "--answers", str(ANSWERS), "--out", "out", "--jobs", "1", *LIMITS]
+    for _ in range(2):
+        assert grader(*args, cwd=tmp_path).returncode == -9  # SIGKILL, from the notebook
+    put(tmp_path / "course", f"right/{LESSON}.ipynb", answer_nb())
+    third = grader(*args, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    rows = {r["student"]: r for r in rows_of(tmp_path / "out")}
+    assert rows["killer"]["status"] == "crashed"
+    assert "killed twice" in rows["killer"]["error"]
+    assert (rows["right"]["status"], rows["right"]["score"]) == ("graded", "2")  # no hidden checks here

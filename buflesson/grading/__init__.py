@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from buflesson.grading.course import Lesson, load_course, plan
 from buflesson.grading.feedback import write_feedback
-from buflesson.grading.gradebook import NotebookResult, ResultStore, merge, write_gradebook
+from buflesson.grading.gradebook import CRASHED, NotebookResult, ResultStore, merge, write_gradebook
 from buflesson.grading.hidden import load_hidden
 from buflesson.grading.runner import Job, Limits, Warm, run_jobs
 from buflesson.grading.scoring import KEEP, Scheme, judge, unrun
@@ -79,6 +81,19 @@ def _settings(answers: Path, hidden: Path | None, limits: Limits, scheme: Scheme
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(repr((limits, sorted(scheme.points.items()), scheme.tampered_policy)).encode())
     return digest.hexdigest()
+
+
+def _stop_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM (a scheduler preempting the job) stop the run cleanly: children killed, CSV
+    written, stored results kept for the next run. Returns what puts the old handler back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _writable(out: Path) -> None:
@@ -150,6 +165,10 @@ def grade(
         if cached is not None:
             results[sub.file] = cached
             continue
+        if store.deaths(sub.file, sub.sha256) >= 2:
+            sub.status, sub.problem = CRASHED, "the grader itself was killed twice while running it"
+            results[sub.file] = unrun(sub, lesson, scheme)
+            continue
         nb = read_notebook(sub.path.read_bytes())
         job = Job(sub.file, plan(lesson, nb), sub.folder, sub.path)
         todo.append((job, sub))
@@ -177,10 +196,14 @@ def grade(
         warm = Warm(list(dict.fromkeys(imports)), hidden_checks, warm_up)
         worker_count = jobs or len(os.sched_getaffinity(0))
 
+        def start(job: Job) -> None:
+            store.note("start", job.name, subs_by_job[job.name].sha256)
+
         def done(job: Job) -> None:
             sub = subs_by_job[job.name]
             result = judge(job, sub, course[sub.lesson], scheme, limits)
             store.put(result)
+            store.note("end", job.name, sub.sha256)
             results[sub.file] = result
             feedback(sub.student)
             save()
@@ -188,9 +211,16 @@ def grade(
             if on_result:
                 on_result(result)
 
+        stop = _stop_on_sigterm()
         try:
-            run_jobs(warm, [job for job, _ in todo], limits, worker_count, done)
+            run_jobs(warm, [job for job, _ in todo], limits, worker_count, done, start)
+        except BaseException:  # stopped cleanly: what was running is not to blame
+            for job, sub in todo:
+                if job.pid and sub.file not in results:
+                    store.note("end", job.name, sub.sha256)
+            raise
         finally:
+            stop()
             save(final=True)
     return sorted(results.values(), key=lambda r: r.sort_key)
 

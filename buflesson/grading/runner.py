@@ -13,8 +13,8 @@ Results go to the parent over a pipe that the child moves to a random descriptor
 line per message, each signed with a key made for that notebook (HMAC-SHA256). Printing,
 writing files, editing metadata, redefining `check` or patching buflesson therefore change
 nothing. What stays possible for code that studies the grader (it runs in the same process as
-the checks): finding the descriptor and the key in memory. Run the grader inside a container or
-as a separate user for that threat; the Kubernetes and Slurm examples do.
+the checks): finding the descriptor and the key in memory. For that threat, run the grader in a
+throwaway container without network, as the Kubernetes example does.
 """
 
 from __future__ import annotations
@@ -44,6 +44,17 @@ from buflesson.grading.hidden import HiddenCheck, run_hidden
 MAX_CHANNEL_BYTES = 4 * 2**20
 MAX_TEXT = 300
 EXIT_GRACE = 1.0  # seconds to wait for the pipe to close once the child has exited
+MAX_COPY = 50 * 2**20  # bytes: larger files of a student's folder are not copied for the run
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child if the grader dies, so no notebook outlives it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass(frozen=True)
@@ -268,6 +279,7 @@ def _child(warm: Warm, job: Job, limits: Limits, close: list[int]) -> None:
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _die_with_parent()
         os.setsid()
         fd = fcntl.fcntl(job.write_fd, fcntl.F_DUPFD_CLOEXEC, 300 + secrets.randbelow(700))
         os.close(job.write_fd)
@@ -397,16 +409,23 @@ class Job:
         return cells[-1] if cells else "the start"
 
 
+def _skip(folder: str, names: list[str]) -> list[str]:
+    """What not to copy from a student's folder: notebooks, checkpoints, files over MAX_COPY."""
+    skipped = []
+    for name in names:
+        path = os.path.join(folder, name)
+        if name == ".ipynb_checkpoints" or name.endswith(".ipynb") or os.path.islink(path):
+            skipped.append(name)
+        elif os.path.isfile(path) and os.path.getsize(path) > MAX_COPY:
+            skipped.append(name)
+    return skipped
+
+
 def _prepare(job: Job, scratch_root: str | None) -> None:
     job.scratch = tempfile.mkdtemp(prefix="buflesson-grade-", dir=scratch_root)
     if job.source_dir is not None:
         try:
-            shutil.copytree(
-                job.source_dir,
-                job.scratch,
-                dirs_exist_ok=True,
-                ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.ipynb"),
-            )
+            shutil.copytree(job.source_dir, job.scratch, dirs_exist_ok=True, ignore=_skip)
         except (OSError, shutil.Error):
             pass
     shutil.copyfile(job.notebook, Path(job.scratch, job.notebook.name))
@@ -456,9 +475,11 @@ def run_jobs(
     limits: Limits,
     workers: int,
     on_done: Callable[[Job], None],
+    on_start: Callable[[Job], None] = lambda job: None,
     scratch_root: str | None = None,
 ) -> None:
-    """Run every job, at most `workers` at a time; `on_done(job)` as each one ends."""
+    """Run every job, at most `workers` at a time; `on_start(job)` before its fork, `on_done(job)`
+    as it ends. On any exception (SIGTERM made SystemExit included) running children are killed."""
     pending = list(reversed(jobs))
     running: dict[int, Job] = {}  # read fd -> job
     selector = selectors.DefaultSelector()
@@ -469,6 +490,7 @@ def run_jobs(
                 _prepare(job, scratch_root)
                 job.read_fd, job.write_fd = os.pipe()
                 close = [selector.fileno(), job.read_fd, *running]
+                on_start(job)
                 job.started = time.monotonic()
                 pid = os.fork()
                 if pid == 0:
