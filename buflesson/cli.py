@@ -18,9 +18,14 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from buflesson.release import release
+    from buflesson.release import LeakError, release
 
-    for path in release(Path(args.answers), Path(args.out_dir)):
+    try:
+        written = release(Path(args.answers), Path(args.out_dir))
+    except (OSError, LeakError) as error:
+        print(f"buflesson release: {error}", file=sys.stderr)
+        return 2
+    for path in written:
         print(f"wrote {path}")
     return 0
 
@@ -97,8 +102,21 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell (default 60)")
     gr.add_argument("--memory", type=int, default=2048, help="MB each notebook may allocate (default 2048)")
     gr.add_argument("--hidden", metavar="FILE", help="Python file of @hidden checks, kept from students")
-    gr.add_argument("--points", type=_points, action="append", default=[], metavar="ID=N", help="points")
-    gr.add_argument("--tampered-policy", choices=["keep", "zero"], default="keep")
+    gr.add_argument(
+        "--points",
+        type=_points,
+        action="append",
+        default=[],
+        metavar="ID=N",
+        help="points of an exercise (default 1 each), e.g. --points 3.1=2; repeat for more",
+    )
+    gr.add_argument(
+        "--tampered-policy",
+        choices=["keep", "zero"],
+        default="keep",
+        help="points of a notebook whose protected cells were changed: keep what the checks give "
+        "(default) or zero",
+    )
     gr.add_argument("--shard", metavar="I/N", help="grade only part I of N (0-based), by student id")
     gr.add_argument("--force", action="store_true", help="regrade notebooks already graded in OUT_DIR")
     gr.set_defaults(run=_grade)

@@ -92,3 +92,10 @@ def test_release_refuses_to_publish_an_answer_shown_elsewhere(tmp_path):
 def test_release_without_answer_notebooks_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         release(tmp_path, tmp_path / "out")
+
+
+def test_release_command_misuse_is_a_message_not_a_traceback(tmp_path, capsys):
+    assert main(["release", str(tmp_path / "out"), "--answers", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("buflesson release: no answer notebooks") and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

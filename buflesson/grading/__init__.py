@@ -232,10 +232,9 @@ def summary(results: list[NotebookResult], out: Path, graded_now: int) -> str:
         counts[result.status] = counts.get(result.status, 0) + 1
     students = len({r.student for r in results})
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    return (
-        f"{len(results)} notebooks of {students} students: {parts} ({graded_now} graded now, "
-        f"the rest from earlier runs or not runnable); wrote {out / 'gradebook.csv'}"
-    )
+    earlier = len(results) - graded_now
+    reused = f" ({earlier} kept from an earlier run or not runnable)" if earlier else ""
+    return f"{len(results)} notebooks of {students} students: {parts}{reused}; wrote {out / 'gradebook.csv'}"
 
 
 def merge_parts(parts: list[Path], out: Path) -> str:
