@@ -1,5 +1,9 @@
 """check(): dispatch, placeholders, and results that never raise for a wrong answer."""
 
+import re
+from pathlib import Path
+
+import nbformat
 import pytest
 import torch
 from torch import nn
@@ -9,12 +13,25 @@ from buflesson.checks import Fail, exercise
 from buflesson.probes import build_module, expect_kind, save_and_reload
 from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
 
+ANSWERS = Path(__file__).resolve().parent.parent / "notebooks" / "answers"
+
 
 def test_unknown_exercise_raises_key_error_listing_valid_ids():
     with pytest.raises(KeyError) as info:
         check("no-such-exercise", object())
     for exercise_id in exercises():
         assert exercise_id in str(info.value)
+
+
+def test_each_exercise_heading_in_the_lessons_names_its_check_title():
+    """The student reads the heading, then the check's box: both say the same thing."""
+    headings = {}
+    for path in sorted(ANSWERS.glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for match in re.finditer(r"^### Exercise (\S+) · (.+)$", cell.source, flags=re.MULTILINE):
+                headings[match[1]] = match[2].replace("`", "").strip()  # markdown code marks
+    titles = {exercise_id: ex.title for exercise_id, ex in exercises().items()}
+    assert headings == titles
 
 
 def test_every_lesson_has_at_least_two_exercises():

@@ -56,7 +56,7 @@ def _runs_on_meta(answer: object, x: torch.Tensor) -> None:
 
 @exercise(
     "8.1",
-    "Read the statistics by name, not through a dict",
+    "Read the statistics by name, not through a list",
     passed="mean and std are read by name: after .double() and a load, forward uses the loaded values.",
 )
 def fresh_statistics(answer: object) -> None:
