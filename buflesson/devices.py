@@ -31,5 +31,8 @@ def pick_device() -> DeviceChoice:
         return DeviceChoice(torch.device("xpu"), "Using the accelerator: xpu.")
     return DeviceChoice(
         torch.device("meta"),
-        "No accelerator here: using the meta device, which fails the same way a GPU does.",
+        (
+            "No accelerator here: using the meta device, "
+            "which refuses a CPU tensor as a GPU would (its message differs)."
+        ),
     )

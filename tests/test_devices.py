@@ -58,7 +58,10 @@ def _sanitize(text: str) -> str:
     "cpu_text, gpu_text",
     [
         (
-            "No accelerator here: using the meta device, which fails the same way a GPU does.",
+            (
+                "No accelerator here: using the meta device, "
+                "which refuses a CPU tensor as a GPU would (its message differs)."
+            ),
             "Using the accelerator: cuda.",
         ),
         (

@@ -149,7 +149,10 @@ def test_2_2_placeholder_and_none():
 # The device lessons store the outputs of a CPU-only run (the meta device); nbval must find the same
 # outputs equal on a machine with CUDA once tests/nbval_sanitize.cfg has been applied.
 ROOT = Path(__file__).resolve().parent.parent
-CPU_WHY = "No accelerator here: using the meta device, which fails the same way a GPU does."
+CPU_WHY = (
+    "No accelerator here: using the meta device, "
+    "which refuses a CPU tensor as a GPU would (its message differs)."
+)
 CPU_MISMATCH = "Tensor on device cpu is not on the expected device meta!"
 CUDA_MISMATCHES = [
     "Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!",
