@@ -112,7 +112,7 @@ class Inventory:
         head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in COLUMNS)
         body = []
         for row in self.rows:
-            cells = "".join(f"<td>{html.escape(c)}</td>" for c in row.cells())
+            cells = "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in row.cells())
             body.append(f"<tr class='buflesson-{row.kind.replace(' ', '-')}'>{cells}</tr>")
         if not self.rows:
             body.append(f"<tr><td colspan='{len(COLUMNS)}'>(no tensors)</td></tr>")

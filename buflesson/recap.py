@@ -48,13 +48,15 @@ def training_batch(rows: int = 8, seed: int = SEED) -> tuple[torch.Tensor, torch
 
 
 def training_step(model: nn.Module, lr: float = 0.1) -> dict[str, bool]:
-    """One SGD step on `training_batch()`; return, per named tensor, whether `optimizer.step()` changed it.
+    """One SGD step in train() mode on `training_batch()`; return, per named tensor, whether
+    `optimizer.step()` changed it.
 
     The snapshot is taken after the forward and backward passes, just before the
     step, so a buffer that the forward pass updates (BatchNorm's running
     statistics) is not counted as changed by the step.
     """
     inputs, targets = training_batch()
+    model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     optimizer.zero_grad()
     loss = (model(inputs) - targets).pow(2).mean()
