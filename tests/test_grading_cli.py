@@ -244,6 +244,10 @@ def test_feedback_per_student_in_markdown_and_html_without_hidden_code(graded):
     assert "hidden check 90.1: factor follows the model" in right
     blank = feedback(root, "blank")
     assert "not attempted" in blank and "Traceback" not in blank
+    for student in ("loop", "empty"):  # checks that never ran still name what they check
+        text = feedback(root, student)
+        assert "Exercise 90.1: Keep factor as a buffer" in text
+        assert "hidden check 90.1: factor follows the model" in text
     html = (folder / "Zoë_Ångström.html").read_text(encoding="utf-8")
     assert "<h1>Feedback for Zoë Ångström</h1>" in html
     for path in folder.iterdir():

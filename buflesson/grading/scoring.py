@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 
+from buflesson.checks import exercises
 from buflesson.grading.course import Lesson
 from buflesson.grading.gradebook import (
     CRASHED,
@@ -41,6 +42,14 @@ class Scheme:
             out += [(h.id, exercise_id, h.points, True) for h in self.hidden.get(exercise_id, [])]
         return out
 
+    def title(self, column: str, exercise_id: str) -> str:
+        """The title a check shows, for a check that did not report one (it never ran)."""
+        for check in self.hidden.get(exercise_id, []):
+            if check.id == column:
+                return check.title
+        known = exercises().get(exercise_id)
+        return known.title if known is not None and column == exercise_id else ""
+
     def max_score(self, lesson: Lesson | None) -> float:
         return sum(c[2] for c in self.columns(lesson)) if lesson else 0.0
 
@@ -48,7 +57,16 @@ class Scheme:
 def unrun(sub: Submission, lesson: Lesson | None, scheme: Scheme) -> NotebookResult:
     """The result of a submission that was not run (invalid or an older duplicate)."""
     checks = [
-        _check(column, exercise_id, "", NOT_ATTEMPTED, "Not graded: " + sub.problem, "", 0, hidden)
+        _check(
+            column,
+            exercise_id,
+            scheme.title(column, exercise_id),
+            NOT_ATTEMPTED,
+            "Not graded: " + sub.problem,
+            "",
+            0,
+            hidden,
+        )
         for column, exercise_id, _points, hidden in (scheme.columns(lesson) if lesson else [])
     ]
     return NotebookResult(
@@ -136,7 +154,8 @@ def judge(job: Job, sub: Submission, lesson: Lesson, scheme: Scheme, limits: Lim
             status, message = FAILED, f"Not graded: the notebook {stopped.split(':')[0]} before this check."
         else:
             status, message = FAILED, "Not graded: this check did not run."
-        checks.append(_check(column, exercise_id, "", status, message, "", points, hidden))
+        title = scheme.title(column, exercise_id)
+        checks.append(_check(column, exercise_id, title, status, message, "", points, hidden))
 
     notes = list(job.plan.tampered) + cell_errors
     if cell_timeouts:
