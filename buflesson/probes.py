@@ -144,6 +144,16 @@ def save_and_reload(
         os.remove(path)
 
 
+def load_strict(model: nn.Module, state: dict, what: str, hint: str) -> None:
+    """`model.load_state_dict(state)` (strict); a failure becomes `Fail` that names `what`, with `hint`."""
+    try:
+        model.load_state_dict(state)
+    except NotImplementedError as error:
+        raise NotAttempted from error
+    except Exception as error:
+        raise Fail(f"Loading {what} raised {type(error).__name__}: {error}".strip(), hint) from None
+
+
 def move(module: nn.Module, target: torch.device | str | torch.dtype) -> nn.Module:
     """`module.to(target)`, with the student's overrides turned into `Fail`."""
     return call_student(lambda: module.to(target), what=f".to({target})")

@@ -12,7 +12,7 @@ from torch import nn
 
 from buflesson.checks import Fail, NotAttempted, exercise
 from buflesson.inventory import BUFFER
-from buflesson.probes import build_module, call_student, expect_kind
+from buflesson.probes import build_module, call_student, expect_kind, load_strict
 from buflesson.versions import SensorV1, SensorV2, sensor_readings, sensor_v1_model
 
 LEARNED_MEAN = torch.tensor([18.5, 21.0, 19.5])
@@ -137,16 +137,6 @@ def _loads(load: Callable[[], object]) -> bool:
     return True
 
 
-def _load_into(model: nn.Module, state: dict, what: str, hint: str) -> None:
-    """`model.load_state_dict(state)` (strict), a failure turned into `Fail` with `hint`."""
-    try:
-        model.load_state_dict(state)
-    except NotImplementedError as error:
-        raise NotAttempted from error
-    except Exception as error:
-        raise Fail(f"Loading {what} raised {type(error).__name__}: {error}".strip(), hint) from None
-
-
 def _through_file(state: dict) -> dict:
     """`state` after a real torch.save / torch.load round trip (version metadata included)."""
     fd, path = tempfile.mkstemp(suffix=".pt", prefix="buflesson-")
@@ -199,7 +189,7 @@ def migrating_sensor(answer: object) -> None:
     expect_kind(model, "mean", BUFFER)
     old = _trained_v1()
 
-    _load_into(model, _through_file(old.state_dict()), "a version-1 checkpoint", _FILL_HINT)
+    load_strict(model, _through_file(old.state_dict()), "a version-1 checkpoint", _FILL_HINT)
     _expect_restored(
         model,
         old,
@@ -217,7 +207,7 @@ def migrating_sensor(answer: object) -> None:
     _expect_same_outputs(model, old)
 
     fresh = _build(answer)
-    _load_into(
+    load_strict(
         fresh,
         dict(old.state_dict()),
         "a version-1 state dict without version metadata (a plain dict)",
@@ -229,7 +219,7 @@ def migrating_sensor(answer: object) -> None:
     nested = nn.Sequential(_build(answer))
     with torch.random.fork_rng(devices=[]):
         old_nested = nn.Sequential(sensor_v1_model())
-    _load_into(
+    load_strict(
         nested,
         _through_file(old_nested.state_dict()),
         "a version-1 checkpoint of a model that holds the sensor as its submodule '0'",
@@ -248,7 +238,7 @@ def migrating_sensor(answer: object) -> None:
     with torch.no_grad():
         model.mean.copy_(LEARNED_MEAN)
     reloaded = _build(answer)
-    _load_into(reloaded, _through_file(model.state_dict()), "a checkpoint saved by your class", _FILL_HINT)
+    load_strict(reloaded, _through_file(model.state_dict()), "a checkpoint saved by your class", _FILL_HINT)
     if not _close(reloaded.mean, LEARNED_MEAN):
         raise Fail(
             f"A checkpoint saved with mean = {LEARNED_MEAN.tolist()} came back with mean = "

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from buflesson.audit import audit
-from buflesson.checks import Fail, NotAttempted, exercise
+from buflesson.checks import Fail, exercise
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER
-from buflesson.probes import build_module, call_student, expect_kind, move, same, save_and_reload
+from buflesson.probes import build_module, call_student, expect_kind, load_strict, move, same, save_and_reload
 from buflesson.wild import PinnedMask
 
 MEAN = torch.tensor([20.0, 21.0, 19.0])
@@ -32,15 +32,6 @@ def _expect_clean_audit(model: nn.Module, sample: object = None) -> None:
     if findings:
         first = findings[0]
         raise Fail(f"audit finds a {first.problem} in {first.name}: {first.message}", first.fix)
-
-
-def _load(model: nn.Module, state: dict, what: str, hint: str) -> None:
-    try:
-        model.load_state_dict(state)
-    except NotImplementedError as error:
-        raise NotAttempted from error
-    except Exception as error:
-        raise Fail(f"Loading {what} raised {type(error).__name__}: {error}".strip(), hint) from None
 
 
 def _runs_on_meta(answer: object, x: torch.Tensor) -> None:
@@ -74,7 +65,7 @@ def fresh_statistics(answer: object) -> None:
         trained = nn.Linear(3, 2)
     state = {"linear.weight": trained.weight, "linear.bias": trained.bias, "mean": MEAN, "std": STD}
     move(model, torch.float64)
-    _load(model, state, "trained statistics", "Keep the names: linear, mean and std, nothing else.")
+    load_strict(model, state, "trained statistics", "Keep the names: linear, mean and std, nothing else.")
     expected = trained.double()((x.double() - MEAN.double()) / STD.double())
     out = call_student(model, x.double(), what="After model.double() and load_state_dict, forward")
     if not isinstance(out, torch.Tensor) or not same(out, expected):
@@ -100,7 +91,7 @@ def registered_mask(answer: object) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(6)
         published = PinnedMask()
-    _load(
+    load_strict(
         model,
         published.state_dict(),
         "a checkpoint of the published PinnedMask",
