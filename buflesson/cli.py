@@ -7,6 +7,15 @@ import sys
 from pathlib import Path
 
 
+def _answers(given: str | None) -> Path:
+    """The answer notebooks: `--answers`, else ./notebooks/answers, else those of this checkout."""
+    if given:
+        return Path(given)
+    here = Path("notebooks", "answers")
+    checkout = Path(__file__).resolve().parent.parent / "notebooks" / "answers"
+    return here if here.is_dir() or not checkout.is_dir() else checkout
+
+
 def _notebooks(args: argparse.Namespace) -> int:
     from buflesson.authoring import build_student_notebooks
 
@@ -21,7 +30,7 @@ def _release(args: argparse.Namespace) -> int:
     from buflesson.release import LeakError, release
 
     try:
-        written = release(Path(args.answers), Path(args.out_dir))
+        written = release(_answers(args.answers), Path(args.out_dir))
     except (OSError, LeakError) as error:
         print(f"buflesson release: {error}", file=sys.stderr)
         return 2
@@ -46,7 +55,7 @@ def _grade(args: argparse.Namespace) -> int:
         results = grade(
             [Path(p) for p in args.submissions],
             Path(args.out),
-            answers=Path(args.answers),
+            answers=_answers(args.answers),
             jobs=args.jobs,
             limits=Limits(args.cell_timeout, args.timeout, args.memory),
             hidden=Path(args.hidden) if args.hidden else None,
@@ -74,6 +83,9 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+ANSWERS_HELP = "folder of answer notebooks (default: notebooks/answers here, else the course's own)"
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the `buflesson` command."""
     top = argparse.ArgumentParser(prog="buflesson", description=__doc__)
@@ -90,13 +102,13 @@ def parser() -> argparse.ArgumentParser:
 
     rel = sub.add_parser("release", help="instructors: write the student handout (no answers) to OUT_DIR")
     rel.add_argument("out_dir", metavar="OUT_DIR")
-    rel.add_argument("--answers", default="notebooks/answers", help="folder of answer notebooks")
+    rel.add_argument("--answers", help=ANSWERS_HELP)
     rel.set_defaults(run=_release)
 
     gr = sub.add_parser("grade", help="instructors: grade submitted notebooks into a gradebook and feedback")
     gr.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks, or folders of them")
     gr.add_argument("--out", required=True, metavar="OUT_DIR", help="gradebook.csv, feedback/, results/")
-    gr.add_argument("--answers", default="notebooks/answers", help="folder of answer notebooks")
+    gr.add_argument("--answers", help=ANSWERS_HELP)
     gr.add_argument("--jobs", type=int, default=None, help="notebooks at a time (default: the cores)")
     gr.add_argument("--timeout", type=float, default=300, help="seconds per notebook (default 300)")
     gr.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell (default 60)")

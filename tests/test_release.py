@@ -99,3 +99,10 @@ def test_release_command_misuse_is_a_message_not_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("buflesson release: no answer notebooks") and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_release_defaults_to_the_course_answers_from_any_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no notebooks/answers here
+    assert main(["release", "handout"]) == 0
+    course = sorted(p.name for p in (ROOT / "notebooks" / "answers").glob("*.ipynb"))
+    assert sorted(p.name for p in (tmp_path / "handout").iterdir()) == course

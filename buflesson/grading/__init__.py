@@ -234,7 +234,9 @@ def summary(results: list[NotebookResult], out: Path, graded_now: int) -> str:
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     earlier = len(results) - graded_now
     reused = f" ({earlier} kept from an earlier run or not runnable)" if earlier else ""
-    return f"{len(results)} notebooks of {students} students: {parts}{reused}; wrote {out / 'gradebook.csv'}"
+    notebooks = f"{len(results)} notebook{'s' * (len(results) != 1)}"
+    of = f"{students} student{'s' * (students != 1)}"
+    return f"{notebooks} of {of}: {parts}{reused}; wrote {out / 'gradebook.csv'}"
 
 
 def merge_parts(parts: list[Path], out: Path) -> str:
