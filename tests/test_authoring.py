@@ -11,6 +11,7 @@ from buflesson.authoring import (
     ROLE_GIVEN,
     MarkerError,
     answer_text,
+    coalesce_streams,
     strip_answers,
     student_notebook,
 )
@@ -124,3 +125,21 @@ def test_lesson_follows_the_outline(answer_path):
 
 def cell_role_of(cell):
     return cell.metadata["buflesson"]["role"]
+
+
+def test_printing_split_into_chunks_is_stored_as_one_output_per_stream():
+    out = nbformat.v4.new_output
+    chunks = [
+        out("stream", name="stdout", text="offset saved:    "),
+        out("stream", name="stdout", text="tensor([3., 4.])\n"),
+        out("stream", name="stderr", text="warning\n"),
+        out("execute_result", data={"text/plain": "1"}),
+        out("stream", name="stdout", text="after\n"),
+    ]
+    joined = coalesce_streams(chunks)
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in joined] == [
+        ("stream", "stdout", "offset saved:    tensor([3., 4.])\n"),
+        ("stream", "stderr", "warning\n"),
+        ("execute_result", None, None),
+        ("stream", "stdout", "after\n"),
+    ]
