@@ -65,6 +65,17 @@ def build_module(answer: object, *args: object) -> nn.Module:
     return module
 
 
+def build_isolated(answer: object, *args: object, seed: int | None = None) -> nn.Module:
+    """`build_module` in a forked random state, seeded with `seed` when given.
+
+    The student's own random state is left as it was, whatever their `__init__` draws.
+    """
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return build_module(answer, *args)
+
+
 def kind_of(module: nn.Module, name: str) -> str | None:
     """The inventory kind of tensor `name` in `module`, or None when it holds no such tensor."""
     table = inventory(module)

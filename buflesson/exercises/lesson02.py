@@ -8,7 +8,7 @@ from torch import nn
 from buflesson.checks import Fail, NotAttempted, exercise
 from buflesson.inventory import inventory
 from buflesson.models import SEED, plain_offset_model, sample_input
-from buflesson.probes import build_module, move, same
+from buflesson.probes import build_isolated, move, same
 
 FIXED_DEVICE_HINT = (
     "A tensor made inside forward with torch.arange(...) or torch.ones(...) lands on the CPU unless you "
@@ -21,13 +21,6 @@ FOLLOW_DTYPE_HINT = (
     "A tensor made inside forward gets the default device and dtype (cpu, float32) unless you say "
     "otherwise: create it with device=x.device, dtype=x.dtype so it follows the input."
 )
-
-
-def _build(answer: object) -> nn.Module:
-    """The student's model with seeded weights, leaving the student's random state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SEED)
-        return build_module(answer)
 
 
 def _forward(model: nn.Module, x: torch.Tensor, where: str, hint: str = FIXED_DEVICE_HINT) -> torch.Tensor:
@@ -55,7 +48,7 @@ def _forward(model: nn.Module, x: torch.Tensor, where: str, hint: str = FIXED_DE
 )
 def ramp_on_input_device(answer: object) -> None:
     x = sample_input()
-    model = _build(answer)
+    model = build_isolated(answer, seed=SEED)
     tensors_before = set(inventory(model).names())
     out = _forward(model, x, "On the cpu")
     linear = getattr(model, "linear", None)
@@ -76,7 +69,7 @@ def ramp_on_input_device(answer: object) -> None:
             "The ramp is torch.arange(1, n + 1) with n = x.shape[-1].",
         )
 
-    on_meta = move(_build(answer), torch.device("meta"))
+    on_meta = move(build_isolated(answer, seed=SEED), torch.device("meta"))
     out = _forward(on_meta, x.to("meta"), "After model.to('meta')")
     if out.device.type != "meta":
         raise Fail(
@@ -84,7 +77,7 @@ def ramp_on_input_device(answer: object) -> None:
             FIXED_DEVICE_HINT,
         )
 
-    doubled = move(_build(answer), torch.float64)
+    doubled = move(build_isolated(answer, seed=SEED), torch.float64)
     out = _forward(doubled, x.double(), "After model.double()", FOLLOW_DTYPE_HINT)
     if out.dtype != torch.float64:
         raise Fail(

@@ -8,14 +8,15 @@ from torch import nn
 from buflesson.checks import Fail, exercise
 from buflesson.inventory import BUFFER
 from buflesson.models import SEED, Standardize, sample_input
-from buflesson.probes import build_module, call_student, expect_kind, move, same, save_and_reload, sgd_step
-
-
-def _build(answer: object) -> nn.Module:
-    """The student's model with seeded weights, leaving the student's random state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SEED)
-        return build_module(answer)
+from buflesson.probes import (
+    build_isolated,
+    call_student,
+    expect_kind,
+    move,
+    same,
+    save_and_reload,
+    sgd_step,
+)
 
 
 def _expect_values(model: nn.Module, name: str, expected: torch.Tensor) -> None:
@@ -29,7 +30,7 @@ def _expect_values(model: nn.Module, name: str, expected: torch.Tensor) -> None:
 
 def _runs_on_meta(answer: object, x: torch.Tensor) -> None:
     """Move a fresh model to the meta device and run it there: every tensor it uses must follow."""
-    model = move(_build(answer), torch.device("meta"))
+    model = move(build_isolated(answer, seed=SEED), torch.device("meta"))
     out = call_student(model, x.to("meta"), what="After model.to('meta'), forward")
     if out.device.type != "meta":
         raise Fail(
@@ -45,7 +46,7 @@ def _runs_on_meta(answer: object, x: torch.Tensor) -> None:
 )
 def standardize_with_buffers(answer: object) -> None:
     x = sample_input()
-    model = _build(answer)
+    model = build_isolated(answer, seed=SEED)
     for name in ("mean", "std"):
         expect_kind(model, name, BUFFER, sample=x)
     with torch.random.fork_rng(devices=[]):
@@ -63,7 +64,7 @@ def standardize_with_buffers(answer: object) -> None:
     with torch.no_grad():
         model.mean += 1.0
         model.std *= 2.0
-    fresh = save_and_reload(model, lambda: _build(answer))
+    fresh = save_and_reload(model, lambda: build_isolated(answer, seed=SEED))
     for name in ("mean", "std"):
         if not same(getattr(fresh, name), getattr(model, name)):
             raise Fail(f"{name} lost its value in a save/load round trip through a file.")
@@ -81,7 +82,7 @@ MASK = torch.tril(torch.ones(3, 3))
 )
 def masked_linear(answer: object) -> None:
     x = sample_input()
-    model = _build(answer)
+    model = build_isolated(answer, seed=SEED)
     expect_kind(model, "mask", BUFFER, sample=x)
     _expect_values(model, "mask", MASK)
     linear = getattr(model, "linear", None)
@@ -111,7 +112,7 @@ def masked_linear(answer: object) -> None:
             "Keep the given layer trainable; only the mask is fixed.",
         )
 
-    fresh = save_and_reload(model, lambda: _build(answer))
+    fresh = save_and_reload(model, lambda: build_isolated(answer, seed=SEED))
     if not same(fresh.mask, model.mask):
         raise Fail("mask lost its value in a save/load round trip through a file.")
     _runs_on_meta(answer, x)

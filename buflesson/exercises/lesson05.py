@@ -9,7 +9,14 @@ from torch import nn
 
 from buflesson.checks import Fail, exercise
 from buflesson.inventory import BUFFER
-from buflesson.probes import build_module, call_student, expect_kind, move, same, save_and_reload
+from buflesson.probes import (
+    build_isolated,
+    call_student,
+    expect_kind,
+    move,
+    same,
+    save_and_reload,
+)
 from buflesson.running_stats import seeded_batches
 
 FEATURES, MOMENTUM = 3, 0.25
@@ -18,11 +25,6 @@ NO_GRAD_HINT = (
     "Update the buffer under torch.no_grad() (or from x.detach().mean(0)): otherwise it keeps the "
     "autograd graph of every batch it has seen."
 )
-
-
-def _build(answer: object, *args: object) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        return build_module(answer, *args)
 
 
 def _batches() -> torch.Tensor:
@@ -71,7 +73,7 @@ def _expect_running(model: nn.Module, expected: torch.Tensor, before: torch.Tens
 )
 def running_mean_module(answer: object) -> None:
     first, second, third, fourth = _batches()
-    model = _build(answer, FEATURES, MOMENTUM)
+    model = build_isolated(answer, FEATURES, MOMENTUM)
     expect_kind(model, "running_mean", BUFFER, sample=first)
     if not same(model.running_mean, torch.zeros(FEATURES)):
         raise Fail(
@@ -115,11 +117,11 @@ def running_mean_module(answer: object) -> None:
     if not isinstance(out, torch.Tensor) or not same(out, fourth - frozen):
         raise Fail("In eval mode, forward should return x - running_mean, using the stored value.")
 
-    fresh = save_and_reload(model, lambda: _build(answer, FEATURES, MOMENTUM))
+    fresh = save_and_reload(model, lambda: build_isolated(answer, FEATURES, MOMENTUM))
     if not same(fresh.running_mean, model.running_mean):
         raise Fail("running_mean lost its value in a save/load round trip through a file.")
 
-    default = _build(answer, FEATURES)
+    default = build_isolated(answer, FEATURES)
     default.train()
     call_student(default, first, what="forward with the default momentum")
     if not torch.allclose(default.running_mean, 0.1 * first.mean(0)):
@@ -128,7 +130,7 @@ def running_mean_module(answer: object) -> None:
             "Give the momentum argument the default 0.1, as BatchNorm does.",
         )
 
-    doubled = move(_build(answer, FEATURES, MOMENTUM), torch.float64)
+    doubled = move(build_isolated(answer, FEATURES, MOMENTUM), torch.float64)
     if doubled.running_mean.dtype != torch.float64:
         raise Fail(f"After .double(), running_mean is {doubled.running_mean.dtype}, not float64.")
     out = call_student(doubled, first.double(), what="After .double(), forward")
@@ -137,7 +139,7 @@ def running_mean_module(answer: object) -> None:
             f"After .double(), forward returned {out.dtype}.",
             "Compute with the buffer and the input only, so the dtype follows the model.",
         )
-    on_meta = move(_build(answer, FEATURES, MOMENTUM), torch.device("meta"))
+    on_meta = move(build_isolated(answer, FEATURES, MOMENTUM), torch.device("meta"))
     if on_meta.running_mean.device.type != "meta":
         raise Fail("After .to('meta'), running_mean stayed behind.")
 

@@ -7,15 +7,18 @@ from torch import nn
 
 from buflesson.checks import Fail, exercise
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN
-from buflesson.probes import build_module, call_student, expect_kind, kind_of, move, same, save_and_reload
+from buflesson.probes import (
+    build_isolated,
+    call_student,
+    expect_kind,
+    kind_of,
+    move,
+    same,
+    save_and_reload,
+)
 from buflesson.running_stats import seeded_batches
 
 MAX_LEN = 6
-
-
-def _build(answer: object, *args: object) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        return build_module(answer, *args)
 
 
 def _scores(length: int, seed: int) -> torch.Tensor:
@@ -41,7 +44,7 @@ def _forward_matches(model: nn.Module, scores: torch.Tensor, what: str) -> bool:
 )
 def causal_mask(answer: object) -> None:
     short, full = _scores(4, seed=6), _scores(MAX_LEN, seed=7)
-    model = _build(answer, MAX_LEN)
+    model = build_isolated(answer, MAX_LEN)
     expect_kind(model, "mask", NON_PERSISTENT_BUFFER, sample=short)
     tril = torch.ones(MAX_LEN, MAX_LEN, dtype=torch.bool).tril()
     mask = model.mask
@@ -76,11 +79,11 @@ def causal_mask(answer: object) -> None:
         )
 
     # A checkpoint holds no mask: it loads strictly, even into a model built for longer sequences.
-    longer = save_and_reload(model, lambda: _build(answer, MAX_LEN + 2))
+    longer = save_and_reload(model, lambda: build_isolated(answer, MAX_LEN + 2))
     if not _forward_matches(longer, _scores(MAX_LEN + 2, seed=8), "After load_state_dict, forward"):
         raise Fail("After loading a checkpoint, forward gives other values.")
 
-    on_meta = move(_build(answer, MAX_LEN), torch.device("meta"))
+    on_meta = move(build_isolated(answer, MAX_LEN), torch.device("meta"))
     if on_meta.mask.device.type != "meta":
         raise Fail("After .to('meta'), mask stayed behind.")
     out = call_student(on_meta, short.to("meta"), what="After .to('meta'), forward")
@@ -89,7 +92,7 @@ def causal_mask(answer: object) -> None:
             f"After .to('meta'), forward returned a tensor on {out.device}.",
             "Use the buffer self.mask in forward, not a tensor made there.",
         )
-    doubled = move(_build(answer, MAX_LEN), torch.float64)
+    doubled = move(build_isolated(answer, MAX_LEN), torch.float64)
     if not _forward_matches(doubled, short.double(), "After .double(), forward"):
         raise Fail("After .double(), forward gives other values.")
 
@@ -146,7 +149,7 @@ def _expect_fitted(model: nn.Module, data: torch.Tensor) -> None:
 def normalizer(answer: object) -> None:
     data = seeded_batches(steps=1, batch_size=10, features=3, seed=9)[0]
     x = seeded_batches(steps=1, batch_size=4, features=3, seed=10)[0]
-    model = _build(answer, 3)
+    model = build_isolated(answer, 3)
     for name in ("mean", "std"):
         expect_kind(model, name, BUFFER, sample=x)
     if not (same(model.mean, torch.zeros(3)) and same(model.std, torch.ones(3))):
@@ -164,7 +167,7 @@ def normalizer(answer: object) -> None:
     if not isinstance(out, torch.Tensor) or not torch.allclose(out, expected):
         raise Fail("forward gives other values than (x - mean) / std.", "Return (x - self.mean) / self.std.")
 
-    fresh = save_and_reload(model, lambda: _build(answer, 3))
+    fresh = save_and_reload(model, lambda: build_isolated(answer, 3))
     if not (same(fresh.mean, model.mean) and same(fresh.std, model.std)):
         raise Fail("The fitted mean and std were lost in a save/load round trip through a file.")
 

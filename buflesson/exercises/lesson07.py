@@ -12,7 +12,7 @@ from torch import nn
 
 from buflesson.checks import Fail, NotAttempted, exercise
 from buflesson.inventory import BUFFER
-from buflesson.probes import build_module, call_student, expect_kind, load_strict
+from buflesson.probes import build_isolated, call_student, expect_kind, load_strict
 from buflesson.versions import SensorV1, SensorV2, sensor_readings, sensor_v1_model
 
 LEARNED_MEAN = torch.tensor([18.5, 21.0, 19.5])
@@ -148,15 +148,9 @@ def _through_file(state: dict) -> dict:
         os.remove(path)
 
 
-def _build(answer: object) -> nn.Module:
-    """The student's model, leaving the student's random state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        return build_module(answer)
-
-
 def _skips_super(answer: object, state: dict) -> bool:
     """True when the student's hook fills 'mean' into the dict, yet the buffer does not get it."""
-    model = _build(answer)
+    model = build_isolated(answer)
     if not _close(model.mean, torch.zeros(3)):
         return False
     state = dict(state)
@@ -185,7 +179,7 @@ def migrating_sensor(answer: object) -> None:
             f"{answer.__name__} is not a subclass of SensorV2.",
             "Keep the given first line: class MigratingSensor(SensorV2):",
         )
-    model = _build(answer)
+    model = build_isolated(answer)
     expect_kind(model, "mean", BUFFER)
     old = _trained_v1()
 
@@ -206,7 +200,7 @@ def migrating_sensor(answer: object) -> None:
     _expect_center(model, _FILL_HINT)
     _expect_same_outputs(model, old)
 
-    fresh = _build(answer)
+    fresh = build_isolated(answer)
     load_strict(
         fresh,
         dict(old.state_dict()),
@@ -216,7 +210,7 @@ def migrating_sensor(answer: object) -> None:
     )
     _expect_center(fresh, _FILL_HINT)
 
-    nested = nn.Sequential(_build(answer))
+    nested = nn.Sequential(build_isolated(answer))
     with torch.random.fork_rng(devices=[]):
         old_nested = nn.Sequential(sensor_v1_model())
     load_strict(
@@ -237,7 +231,7 @@ def migrating_sensor(answer: object) -> None:
 
     with torch.no_grad():
         model.mean.copy_(LEARNED_MEAN)
-    reloaded = _build(answer)
+    reloaded = build_isolated(answer)
     load_strict(reloaded, _through_file(model.state_dict()), "a checkpoint saved by your class", _FILL_HINT)
     if not _close(reloaded.mean, LEARNED_MEAN):
         raise Fail(
@@ -247,7 +241,7 @@ def migrating_sensor(answer: object) -> None:
         )
 
     damaged = _through_file(_without(model.state_dict(), "mean"))
-    if _loads(lambda: _build(answer).load_state_dict(damaged)):
+    if _loads(lambda: build_isolated(answer).load_state_dict(damaged)):
         raise Fail(
             "A version-2 checkpoint without 'mean' loaded without an error. A version-2 file must "
             "hold 'mean'; when it does not, the file is damaged, and filling in 20 hides that.",

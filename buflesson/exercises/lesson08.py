@@ -8,17 +8,19 @@ from torch import nn
 from buflesson.audit import audit
 from buflesson.checks import Fail, exercise
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER
-from buflesson.probes import build_module, call_student, expect_kind, load_strict, move, same, save_and_reload
+from buflesson.probes import (
+    build_isolated,
+    call_student,
+    expect_kind,
+    load_strict,
+    move,
+    same,
+    save_and_reload,
+)
 from buflesson.wild import PinnedMask
 
 MEAN = torch.tensor([20.0, 21.0, 19.0])
 STD = torch.tensor([2.0, 4.0, 1.0])
-
-
-def _build(answer: object) -> nn.Module:
-    """The student's model, leaving the student's random state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        return build_module(answer)
 
 
 def _inputs(columns: int, rows: int = 5, seed: int = 8) -> torch.Tensor:
@@ -36,7 +38,7 @@ def _expect_clean_audit(model: nn.Module, sample: object = None) -> None:
 
 def _runs_on_meta(answer: object, x: torch.Tensor) -> None:
     """Move a fresh model to the meta device and run it there: every tensor it uses must follow."""
-    model = move(_build(answer), torch.device("meta"))
+    model = move(build_isolated(answer), torch.device("meta"))
     out = call_student(model, x.to("meta"), what="After model.to('meta'), forward")
     if not isinstance(out, torch.Tensor) or out.device.type != "meta":
         raise Fail(
@@ -52,7 +54,7 @@ def _runs_on_meta(answer: object, x: torch.Tensor) -> None:
 )
 def fresh_statistics(answer: object) -> None:
     x = _inputs(3)
-    model = _build(answer)
+    model = build_isolated(answer)
     for name in ("mean", "std"):
         expect_kind(model, name, BUFFER, sample=x)
     _expect_clean_audit(model)
@@ -84,7 +86,7 @@ def fresh_statistics(answer: object) -> None:
 )
 def registered_mask(answer: object) -> None:
     x = _inputs(4)
-    model = _build(answer)
+    model = build_isolated(answer)
     expect_kind(model, "mask", NON_PERSISTENT_BUFFER, sample=x)
     _expect_clean_audit(model)
 
@@ -121,7 +123,7 @@ def registered_mask(answer: object) -> None:
 )
 def saved_peak(answer: object) -> None:
     x = _inputs(3)
-    model = _build(answer)
+    model = build_isolated(answer)
     expect_kind(model, "peak", BUFFER, sample=x)
     _expect_clean_audit(model, x)
     initial = model.peak.clone()
@@ -133,7 +135,7 @@ def saved_peak(answer: object) -> None:
             "Keep the given forward: it raises peak to the largest magnitude seen.",
         )
     model.eval()
-    fresh = save_and_reload(model, lambda: _build(answer))
+    fresh = save_and_reload(model, lambda: build_isolated(answer))
     fresh.eval()
     if not same(fresh.peak, model.peak):
         raise Fail("peak lost its value in a save/load round trip through a file.")
