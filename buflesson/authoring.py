@@ -16,6 +16,7 @@ was allowed to change.
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -79,12 +80,39 @@ def cell_role(cell: nbformat.NotebookNode) -> str:
     return ROLE_GIVEN
 
 
+_ID_RE = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
+
+
+def stable_ids(nb: nbformat.NotebookNode) -> bool:
+    """Give every cell a unique id, keeping the ids cells already have; True when one changed.
+
+    Ids are the keys the grader matches submissions by (and translations are kept under), so a cell
+    keeps its id when other cells are inserted or moved. A cell without a valid id, or with an id an
+    earlier cell already has (a copied cell), gets one made from its source, the same on every run.
+    """
+    seen: set[str] = set()
+    changed = False
+    for cell in nb.cells:
+        current = cell.get("id")
+        if isinstance(current, str) and _ID_RE.match(current) and current not in seen:
+            seen.add(current)
+            continue
+        digest = hashlib.sha256(f"{cell.cell_type}\0{cell.source}".encode()).hexdigest()
+        new, n = f"c-{digest[:8]}", 1
+        while new in seen:
+            new, n = f"c-{digest[:8]}-{n}", n + 1
+        cell.id = new
+        seen.add(new)
+        changed = True
+    return changed
+
+
 def student_notebook(answer: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The student version of an answer notebook: answers stripped, roles marked, outputs cleared."""
     nb = copy.deepcopy(answer)
-    for index, cell in enumerate(nb.cells):
+    stable_ids(nb)
+    for cell in nb.cells:
         role = cell_role(cell)
-        cell.id = f"cell-{index:02d}"
         info: dict[str, object] = {"role": role}
         if role == ROLE_CHECK:
             info["exercises"] = checked_exercises(cell.source)
@@ -174,10 +202,10 @@ def build_student_notebooks(
     written = []
     for path in sorted(answers_dir.glob(pattern)):
         answer = nbformat.read(path, as_version=4)
-        for index, cell in enumerate(answer.cells):
-            cell.id = f"cell-{index:02d}"
+        ids_changed = stable_ids(answer)
         if run:
             execute(answer, out_dir)
+        if run or ids_changed:
             nbformat.write(answer, path)
         student = student_notebook(answer)
         if run:

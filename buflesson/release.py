@@ -38,9 +38,7 @@ def checksum(source: str) -> str:
 
 def handout(answer: nbformat.NotebookNode, lesson: str) -> nbformat.NotebookNode:
     """The released student notebook of one answer notebook: no answers, no outputs, cells marked."""
-    for index, cell in enumerate(answer.cells):  # the ids the authoring step gives, for any input
-        cell.id = f"cell-{index:02d}"
-    nb = student_notebook(answer)
+    nb = student_notebook(answer)  # keeps the answer notebook's cell ids (authoring.stable_ids)
     for cell in nb.cells:
         info = cell.metadata["buflesson"]
         if cell.cell_type != "code":

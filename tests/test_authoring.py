@@ -64,13 +64,25 @@ def _answer_nb():
 
 
 def test_student_notebook_marks_roles_and_clears_outputs():
-    student = student_notebook(_answer_nb())
+    answer = _answer_nb()
+    student = student_notebook(answer)
     roles = [cell.metadata["buflesson"]["role"] for cell in student.cells]
     assert roles == [ROLE_GIVEN, ROLE_GIVEN, ROLE_EXERCISE, ROLE_CHECK]
     assert student.cells[3].metadata["buflesson"]["exercises"] == ["1.1"]
     assert all(cell.get("outputs", []) == [] for cell in student.cells)
     assert "return 42" not in student.cells[2].source
-    assert [cell.id for cell in student.cells] == ["cell-00", "cell-01", "cell-02", "cell-03"]
+    assert [cell.id for cell in student.cells] == [cell.id for cell in answer.cells]
+
+
+def test_cell_ids_survive_an_inserted_cell():
+    answer = _answer_nb()
+    before = [cell.id for cell in student_notebook(answer).cells]
+    answer.cells.insert(1, nbformat.v4.new_markdown_cell("A new sentence."))
+    answer.cells[1].id = answer.cells[0].id  # a copied cell: same id as its neighbour
+    after = [cell.id for cell in student_notebook(answer).cells]
+    assert after[:1] + after[2:] == before
+    assert len(set(after)) == len(after)
+    assert student_notebook(answer).cells[1].id == after[1]  # the new id is the same on every run
 
 
 def test_answer_text_lists_answer_lines_only():

@@ -170,8 +170,9 @@ def test_whitespace_a_pasted_back_cell_and_a_copied_check_are_not_tampering(less
 
 def test_a_check_cell_turned_into_markdown_is_tampering(lesson):
     nb = blank_nb()
+    old_id = nb.cells[6].id
     nb.cells[6] = nbformat.v4.new_markdown_cell(nb.cells[6].source)
-    nb.cells[6].id = "cell-06"
+    nb.cells[6].id = old_id
     result = plan(lesson, nb)
     assert result.tampered == ["check cell 7 was changed (the original was run)"]
     assert kinds(result)[-1] == CHECK
