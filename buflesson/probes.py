@@ -14,7 +14,7 @@ import secrets
 import torch
 
 from buflesson.checks import Fail, NotAttempted
-from buflesson.handles import Remote, StudentError
+from buflesson.handles import Refused, Remote, StudentError
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN
 
 # --- inputs that change from run to run ---------------------------------------------------------
@@ -448,3 +448,104 @@ def rounded(value: torch.Tensor, digits: int = 4) -> list:
     """A tensor's values as a (nested) list of rounded numbers, for messages."""
     data = value.detach().cpu().double()
     return torch.round(data, decimals=digits).tolist()
+
+
+# --- predictions: plain data the student writes ---------------------------------------------------
+
+NAME_COLLECTIONS = (list, tuple, set, frozenset)
+
+
+def prediction(answer: Remote, *, expected: str, example: str, call: bool = False) -> object:
+    """The student's prediction as plain data. With `call`, a function answer is called first (with no
+    arguments) and its result is the prediction. Fail, naming what was found, when the prediction is
+    not plain data (a model, a class, a generator, `dict.keys()`...)."""
+    found: object = answer
+    if call and answer.kind == "function":
+        with student(f"{answer.name}()"):
+            found = answer.call()
+        if found is None:
+            raise Fail(
+                "{name}() returned None.",
+                "End the function with `return` and your answer, written as {example}.",
+                name=answer.name,
+                example=example,
+            )
+        if not isinstance(found, Remote):
+            return found
+    if isinstance(found, Remote):
+        kind, type_name = found.kind, str(found.info.get("type"))
+        if kind == "data":
+            try:
+                return found.value()
+            except Refused:
+                pass
+        raise Fail(
+            "Expected {expected}, got {type}.",
+            "Write it as {example}.",
+            expected=expected,
+            type=_label(kind, found.name, type_name),
+            example=example,
+        )
+    return found
+
+
+def _label(kind: str, name: str, type_name: str) -> str:
+    labels = {"module": f"a model ({name})", "class": f"the class {name}", "function": f"the function {name}"}
+    return labels.get(kind, "a tensor" if kind == "tensor" else type_name)
+
+
+def names_in(value: object, *, expected: str, example: str, noun: str = "name") -> list[str]:
+    """The strings of a list, tuple, set or frozenset (in their order; a set's sorted), after failing
+    for anything else, for an item that is not a string, and for a name listed more than once."""
+    if not isinstance(value, NAME_COLLECTIONS):
+        raise Fail(
+            "Expected {expected}, got {type}.",
+            "Write it as {example}.",
+            expected=expected,
+            type=type(value).__name__,
+            example=example,
+        )
+    items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else list(value)
+    odd = [item for item in items if not isinstance(item, str)]
+    if odd:
+        raise Fail(
+            "Every {noun} is a string: {odd} {is_are} not.",
+            "Write each {noun} in quotes, e.g. {example}.",
+            noun=noun,
+            odd=", ".join(repr(item) for item in odd[:3]),
+            is_are="is" if len(odd) == 1 else "are",
+            example=example,
+        )
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    twice = [f"{name!r} ({count} times)" for name, count in counts.items() if count > 1]
+    if twice:
+        raise Fail(
+            "Listed more than once: {twice}.",
+            "Each {noun} counts once: write it once (a set cannot hold the same {noun} twice).",
+            twice=", ".join(twice),
+            noun=noun,
+        )
+    return items
+
+
+def near_miss(name: str, real: list[str]) -> str | None:
+    """The real name that `name` differs from only in spaces or case, if any."""
+    squeezed = "".join(name.split()).lower()
+    for candidate in real:
+        if candidate != name and "".join(candidate.split()).lower() == squeezed:
+            return candidate
+    return None
+
+
+def as_device(value: object) -> torch.device | None:
+    """A device written as `torch.device` or as its name ('meta', 'cuda:0'); None for anything else."""
+    if isinstance(value, torch.device):
+        return value
+    if isinstance(value, str):
+        try:
+            return torch.device(value.strip())
+        except (RuntimeError, ValueError):
+            return None
+    return None
