@@ -419,3 +419,32 @@ def test_4_checks_leave_the_students_random_state_alone(exercise_id, answer):
     torch.manual_seed(123)
     check(exercise_id, answer)
     assert torch.equal(torch.rand(1), expected)
+
+
+def test_4_2_what_the_pass_message_says_holds_on_this_torch():
+    """backward() gives no gradient to a frozen parameter and gives one to a buffer that requires grad
+    (which parameters() never lists); an optimizer steps every parameter whose .grad is set, frozen or
+    not, and the default zero_grad() sets .grad to None, so the usual loop leaves a frozen one alone."""
+    torch.manual_seed(0)
+    model, x = nn.Linear(3, 2), torch.randn(4, 3)
+    model.register_buffer("probe", torch.zeros(2, requires_grad=True))
+    model.bias.requires_grad_(False)
+    (model(x) + model.probe).pow(2).mean().backward()
+    assert model.bias.grad is None and model.probe.grad is not None
+    assert all(p is not model.probe for p in model.parameters())
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.bias.requires_grad_(True)
+    optimizer.zero_grad()
+    model(x).pow(2).mean().backward()
+    model.bias.requires_grad_(False)  # frozen after backward(), before step(): it still moves
+    bias = model.bias.detach().clone()
+    optimizer.step()
+    assert not torch.equal(model.bias, bias)
+
+    optimizer.zero_grad()  # sets .grad to None: the next step skips the frozen bias
+    assert model.bias.grad is None
+    model(x).pow(2).mean().backward()
+    bias = model.bias.detach().clone()
+    optimizer.step()
+    assert torch.equal(model.bias, bias)
