@@ -150,6 +150,16 @@ def load_offset_beside(model, path):
     model.offset = torch.load(path + ".offset")
 
 
+def save_offset_as_list(model, path):  # the offset as plain numbers, next to the state
+    torch.save({"state": model.state_dict(), "offset": model.offset.tolist()}, path)
+
+
+def load_offset_from_list(model, path):
+    saved = torch.load(path)
+    model.load_state_dict(saved["state"])
+    model.offset = torch.tensor(saved["offset"])
+
+
 def save_pickle(model, path):  # not torch.save
     with open(path, "wb") as file:
         pickle.dump({"offset": model.offset.tolist()}, file)
@@ -186,6 +196,7 @@ RIGHT = {
         (save_tuple, load_tuple_in_place),
         (save_flat, load_flat),
         [save_whole_model, load_from_whole_model],
+        (save_offset_as_list, load_offset_from_list),
     ],
 }
 
@@ -203,6 +214,7 @@ WRONG = {
         Wrong(["Hidden.Weight", "hidden.bias", "out.weight"], "'Hidden.Weight' is not a key", "case"),
         Wrong(["linear.weight", "linear.bias"], "keys of the lesson's PlainOffset", "`hidden` and `out`"),
         Wrong(KEYS + ["layers"], "Not keys of state_dict(): layers", "a dot"),
+        Wrong(["model.hidden.weight", "hidden.bias", "out.weight"], "the name is 'hidden.weight'", "prefix"),
         Wrong(standardize_model().state_dict().keys(), "read from a model", "without calling state_dict()"),
         Wrong(standardize_model().state_dict(), "read from a model", "without calling state_dict()"),
         Wrong(standardize_model(), "Got a model (Standardize)", "list of strings"),

@@ -49,7 +49,7 @@ def saved_as_list():  # a list, in another order
 
 def moved_as_devices():  # a dict from every name to where it ends up, written with devices
     where = {name: torch.device("meta") for name in MOVED}
-    where.update(shift="cpu", cache=None)
+    where.update(shift="cpu", cache="-")
     return where
 
 
@@ -105,6 +105,9 @@ WRONG = {
             SAVED | {"nonsense", "other"}, "no tensor named 'nonsense', 'other'", "names listed in the lesson"
         ),
         Wrong((SAVED - {"gain"}) | {"Gain "}, "no tensor named 'Gain '", "The name is 'gain'"),
+        Wrong(
+            (SAVED - {"gain"}) | {"model.gain"}, "no tensor named 'model.gain'", "'gain', not 'model.gain'"
+        ),
         Wrong(returns_nothing, "returns_nothing() returned None", "`return`"),
         Wrong(wants_the_model, "wants_the_model() raised TypeError", "yourself"),
         Wrong(returns_keys, "got odict_keys", "Write it as"),

@@ -105,6 +105,15 @@ def predict_keys(answer: Remote) -> None:
                 key=key,
                 real=real,
             )
+    for key in unknown:
+        real = next((name for name in truth if key.endswith("." + name)), None)
+        if real is not None:
+            raise Fail(
+                "{key!r} is not a key: a key starts at the model, so the name is {real!r}.",
+                "Drop the prefix: keys name submodules and tensors inside the model, not the model.",
+                key=key,
+                real=real,
+            )
     attributes = [key for key in unknown if key in plain or near_miss(key, plain)]
     if attributes:
         raise Fail(
@@ -213,6 +222,9 @@ def _tensors(value: object):
         for item in value.values():
             yield from _tensors(item)
     elif isinstance(value, (list, tuple)):
+        numbers = [item for item in value if isinstance(item, (int, float)) and not isinstance(item, bool)]
+        if value and len(numbers) == len(value):  # an offset saved as a list of numbers
+            yield torch.tensor(numbers, dtype=torch.float64)
         for item in value:
             yield from _tensors(item)
 

@@ -179,6 +179,11 @@ def _check_returned(
     if not isinstance(got, torch.Tensor):
         kind = got.info.get("type") if isinstance(got, Remote) else type(got).__name__
         raise Fail("buffer_gradient returned {kind}, not a tensor.", "Return the gradient.", kind=kind)
+    if got.device.type == "meta":
+        raise Fail(
+            "buffer_gradient returned a tensor on the meta device, which holds no values.",
+            "Return the gradient.",
+        )
     want = expected[name]
     if got.shape == want.shape and close(got, want, atol=1e-6):
         return

@@ -44,7 +44,7 @@ def _chosen(question: str, key: object, value: object) -> bool:
     if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
         return bool(value)
     if question == "moved":
-        if value is None:
+        if value is None or value == "-":  # no tensor, no device (as the lesson's table shows it)
             return False
         device = as_device(value)
         if device is not None:
@@ -126,7 +126,10 @@ def _compare(question: str, answer: Remote, truth: Callable[[], set[str]]) -> No
         name = unknown[0]
         real = near_miss(name, list(kinds))
         full = [candidate for candidate in kinds if candidate.endswith("." + name)]
-        if real is not None:
+        inside = next((candidate for candidate in kinds if name.endswith("." + candidate)), None)
+        if inside is not None:
+            hint = f"Names start inside the model: {inside!r}, not {name!r}."
+        elif real is not None:
             hint = f"The name is {real!r}: names are exact strings, with no spaces, and case matters."
         elif full:
             hint = (
