@@ -118,8 +118,9 @@ def parse_native_functions(text: str) -> dict[str, OpInfo]:
         keys: set[str] = set()
         if re.search(r"^  ufunc_inner_loop:", entry, re.M):
             keys |= {"CPU", "CUDA"}
-        block = re.search(r"^  dispatch:\s*\n((?:    .*\n?)+)", entry, re.M)
+        block = re.search(r"^  dispatch:[^\n]*\n((?:    .*\n?)+)", entry, re.M)
         for line in block.group(1).splitlines() if block else []:
+            line = line.split("#", 1)[0]
             if ":" in line:
                 keys |= {key.strip() for key in line.split(":", 1)[0].split(",")}
         raw[name] = (no_check, keys, delegate.group(1) if delegate else None)
