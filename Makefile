@@ -47,7 +47,7 @@ $(E2E_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt playwright
 	@touch $@
 
-test-e2e: $(E2E_STAMP)
+test-e2e: $(E2E_STAMP) $(KERNELSPEC)
 	BUFLESSON_E2E=1 $(BIN)/python -m pytest -p no:cacheprovider --durations=0 -v tests/e2e
 
 lint: $(STAMP)

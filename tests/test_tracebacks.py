@@ -111,9 +111,10 @@ def _errors(path):
                 yield output
 
 
+@pytest.mark.parametrize("folder", ["answers", ""])
 @pytest.mark.parametrize("name", LESSONS_WITH_INTENDED_FAILURES)
-def test_the_committed_intended_failures_are_short_and_end_in_the_message(name):
-    errors = list(_errors(ROOT / "notebooks" / "answers" / name))
+def test_the_committed_intended_failures_are_short_and_end_in_the_message(name, folder):
+    errors = list(_errors(ROOT / "notebooks" / folder / name))
     assert errors, "the lesson shows at least one intended failure"
     for error in errors:
         shown = text(error["traceback"]).strip().splitlines()
