@@ -2,8 +2,8 @@
 
 An error raised deep inside PyTorch prints a traceback of a hundred lines through its internals,
 and the line that matters is the last. In IPython's default mode ("Context"), `install(ip)`
-folds every run of library frames (torch, buflesson) into one line that names the last frame
-outside the machinery, keeps the student's own frames, and ends with the message; exception
+folds every run of library frames (torch, buflesson) into one line that names the innermost frame
+outside torch, keeps the student's own frames, and ends with the message; exception
 notes (PyTorch's advice for torch.compile users) are left out. `%xmode Verbose` or `%xmode Plain`
 shows the full traceback again. Errors raised in the student's own code are left as IPython shows them.
 """
@@ -40,6 +40,8 @@ RED, GREEN, CYAN, GRAY, RESET = "\x1b[31m", "\x1b[32m", "\x1b[36m", "\x1b[90m", 
 
 @dataclass(frozen=True)
 class Frame:
+    """One entry of a traceback: the frame and the line it was at."""
+
     frame: FrameType
     lineno: int
 
@@ -49,7 +51,7 @@ class Frame:
 
     @property
     def library(self) -> str | None:
-        """ "torch" or "buflesson" when the frame runs code of that package, else None."""
+        """The package the frame runs code of ("torch" or "buflesson"), or None."""
         try:
             resolved = self.path.resolve()
         except (OSError, ValueError):

@@ -54,6 +54,21 @@ def test_a_stand_in_error_through_a_model_is_folded(shell):
     assert "site-packages" not in out and "__torch_dispatch__" not in out
 
 
+def test_a_students_module_keeps_its_forward_frame_between_folded_torch_frames(shell):
+    out = shell(
+        "class Ramp(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return x * torch.arange(1, 4)\n"
+        "with device_rule():\n"
+        "    Ramp()(torch.ones(2, 3, device='meta'))"
+    )
+    lines = out.strip().splitlines()
+    assert len(lines) <= MAX_LINES, out
+    assert "in Ramp.forward" in out and "----> 3         return x * torch.arange(1, 4)" in out
+    assert "[2 frames in torch]" in out and "standin" not in out
+    assert lines[-1].startswith("StandInDeviceError: Expected all tensors to be on the same device")
+
+
 def test_an_error_in_the_students_own_code_is_left_as_ipython_shows_it(shell):
     out = shell("def f(x):\n    return x / 0\nf(1)")
     assert "frames in" not in out
