@@ -18,7 +18,11 @@ and libtorch_cpu.so holds the messages):
    comparisons, fill_, ...): TensorIteratorBase::compute_types (aten/src/ATen/TensorIterator.cpp)
    takes the first non-CPU device as the common one; with `allow_cpu_scalars`, which the binary and
    comparison configurations set (BINARY_OP_CONFIG, set_up_comparison_op_config) and build_ternary_op
-   does not, one 0-dim CPU *input* may stay on the CPU. An output never may.
+   does not, one 0-dim CPU *input* may stay on the CPU. An output never may. Not every TensorIterator
+   operator's configuration was read: one with at most two tensor inputs is taken as binary (allowed),
+   one with more as ternary (refused), except `lerp`, whose meta function sets allow_cpu_scalars
+   (Lerp.cpp). Foreach and fused optimizer kernels (NoCheck, "fall back to slow path") get the
+   one-line rule below.
 3. Operators that check for themselves (NoCheck, aten/src/ATen/native/TensorAdvancedIndexing.cpp,
    TensorCompare.cpp, cuda/Indexing.cu, Copy.cpp):
    - index (`t[idx]`): indices on the CPU or on the indexed tensor's device; a CPU tensor indexed
@@ -34,8 +38,13 @@ and libtorch_cpu.so holds the messages):
 4. Composite operators without a CUDA kernel (embedding, stack, index_put_, masked_fill, ...) run
    their CompositeExplicitAutograd kernel on CUDA, so the operations they call are judged.
 
-Operators outside native_functions.yaml (other namespaces) get the one-line rule: one device,
-except 0-dim CPU tensors.
+Operators this file cannot place (other namespaces, aten operators missing from the yaml) get the
+one-line rule: one device, except 0-dim CPU tensors.
+
+Sources: torchgen and native_functions.yaml as shipped in the torch 2.13.0 wheel, and its headers
+(adaption.h, IndexingUtils.h, TensorAdvancedIndexingUtils.h, TensorIndexing.h); TensorIterator.cpp,
+TensorAdvancedIndexing.cpp, TensorCompare.cpp, cuda/Indexing.cu and Lerp.cpp from pytorch/pytorch
+(recent main, not the 2.13 tag); every message checked against the strings of libtorch_cpu.so 2.13.0.
 """
 
 from __future__ import annotations
