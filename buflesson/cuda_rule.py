@@ -388,8 +388,6 @@ def _index_put(bound: list[Arg]) -> Verdict:
 def _masked_fill(bound: list[Arg]) -> Verdict:
     self = next(a.value for a in bound if a.name == "self")
     mask = next(a.value for a in bound if a.name == "mask")
-    if mask.device != self.device and self.device.type == "cpu":
-        return Verdict(ITERATOR.format(common=mask.device, device=self.device))
     if mask.device != self.device:
         return Verdict(MASK.format(mask=mask.device, device=self.device))
     value = next((a.value for a in bound if a.name == "value"), None)
