@@ -17,14 +17,20 @@ NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_san
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name buflesson --display-name "Python (buflesson)" >/dev/null
+	$(BIN)/python -m buflesson.kernel >/dev/null
 	@touch $@
 
+# The project's kernel, "Python (buflesson)", loads buflesson.kernel (short tracebacks); registered
+# again whenever that module changes.
+KERNELSPEC := $(VENV)/share/jupyter/kernels/buflesson/kernel.json
+$(KERNELSPEC): buflesson/kernel.py | $(STAMP)
+	$(BIN)/python -m buflesson.kernel >/dev/null
+
 # JupyterLab on the first lesson, with the project's kernel and no first-run pop-ups (buflesson/lab.py).
-lab: $(STAMP)
+lab: $(STAMP) $(KERNELSPEC)
 	$(BIN)/python -m buflesson.lab --notebooks=notebooks --port=$(PORT)
 
-test: $(STAMP)
+test: $(STAMP) $(KERNELSPEC)
 	$(BIN)/ruff check buflesson tests benchmarks notebooks
 	$(BIN)/ruff format --check buflesson tests benchmarks
 	$(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadfile --ignore-glob="*/.ipynb_checkpoints/*" \
@@ -41,7 +47,7 @@ $(E2E_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt playwright
 	@touch $@
 
-test-e2e: $(E2E_STAMP)
+test-e2e: $(E2E_STAMP) $(KERNELSPEC)
 	BUFLESSON_E2E=1 $(BIN)/python -m pytest -p no:cacheprovider --durations=0 -v tests/e2e
 
 lint: $(STAMP)
@@ -52,7 +58,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix buflesson tests benchmarks
 
 # Maintainers: regenerate the student notebooks from the answer notebooks and re-run both.
-notebooks: $(STAMP)
+notebooks: $(STAMP) $(KERNELSPEC)
 	$(BIN)/buflesson notebooks
 
 # Maintainers: regenerate one lesson (make lesson N=03) and run exactly its tests: its checks' corpus,

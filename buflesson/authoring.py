@@ -176,10 +176,13 @@ def answer_text(answer: nbformat.NotebookNode) -> list[str]:
 def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -> nbformat.NotebookNode:
     """Run every cell of `nb` in a fresh kernel (working directory `cwd`), storing outputs.
 
-    Errors are kept as outputs, as in the lessons that show PyTorch's own error. No timestamps are
-    stored, so running an unchanged notebook again leaves its file unchanged.
+    Errors are kept as outputs, as in the lessons that show PyTorch's own error, in the short form
+    of the project's kernel (`buflesson.kernel`, loaded here whatever the kernelspec says). No
+    timestamps are stored, so running an unchanged notebook again leaves its file unchanged.
     """
     from nbclient import NotebookClient
+
+    from buflesson.kernel import EXTENSION_ARGUMENT
 
     os.environ.setdefault("PYTHONHASHSEED", "0")
     for cell in nb.cells:
@@ -191,6 +194,7 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -> nbforma
         resources={"metadata": {"path": str(cwd)}},
         allow_errors=True,
         record_timing=False,
+        extra_arguments=[EXTENSION_ARGUMENT],
     )
     client.execute()
     for cell in nb.cells:

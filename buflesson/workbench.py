@@ -130,11 +130,10 @@ def _seeded(seed: int | None) -> Iterator[None]:
 
 
 def _device_rule() -> contextlib.AbstractContextManager:
-    """The stand-in's device rule where buflesson has one, else nothing."""
-    from buflesson import devices
+    """The stand-in's device rule (nothing to enforce on a real accelerator)."""
+    from buflesson.devices import device_rule
 
-    rule = getattr(devices, "device_rule", None)
-    return rule() if rule is not None else contextlib.nullcontext()
+    return device_rule()
 
 
 def _answer(bench: Workbench, value: object, keep: bool = False) -> object:
@@ -298,11 +297,11 @@ def op_state(bench: Workbench) -> dict:
 
 
 def op_device(bench: Workbench) -> torch.device:
-    """The device the lessons use here: an accelerator, else the stand-in (see `buflesson.devices`)."""
-    from buflesson import devices
+    """The device a check moves models to here: an accelerator, else the stand-in (its rule is only
+    on inside calls made with `device_rule`, never left on in the student's session)."""
+    from buflesson.devices import checking_device
 
-    finder: Callable = getattr(devices, "lesson_device", None) or (lambda: devices.pick_device().device)
-    return finder()
+    return checking_device()
 
 
 OPERATIONS: dict[str, Callable] = {
