@@ -85,7 +85,13 @@ def not_yet():
 RIGHT = {
     "9.1": [predict_saved, SAVED, saved_as_list, tuple(sorted(SAVED)), frozenset(SAVED)],
     "9.2": [predict_moved, sorted(MOVED), moved_as_devices, moved_as_strings],
-    "9.3": [predict_trained, list(TRAINED), trained_as_flags, trained_by_kind, {n: 1 for n in TRAINED}],
+    "9.3": [
+        predict_trained,
+        sorted(TRAINED, key=lambda name: (len(name), name)),
+        trained_as_flags,
+        trained_by_kind,
+        {n: 1 for n in TRAINED},
+    ],
 }
 
 WRONG = {
@@ -119,7 +125,7 @@ WRONG = {
         Wrong(MOVED | {"cache"}, "includes 'cache'", "no tensor to move"),
         Wrong(MOVED - {"frozen_bias"}, "leaves out 'frozen_bias'", "frozen or not"),
         Wrong(SAVED, "leaves out 'window'", "non-persistent buffer"),
-        Wrong(list(MOVED) + ["window"], "Listed more than once: 'window' (2 times)", "write it once"),
+        Wrong(sorted(MOVED) + ["window"], "Listed more than once: 'window' (2 times)", "write it once"),
         Wrong({name: "cuda" for name in MOVED}, "leaves out", "moves every"),
         Wrong({"gain": "somewhere"}, "gives 'gain' the value 'somewhere'", "True or False"),
     ],
