@@ -235,17 +235,23 @@ KIND_HINTS: dict[tuple[str, str], tuple[str, str]] = {
 
 
 def expect_kind(
-    answer_class: Remote, model: Remote, name: str, wanted: str, *, sample: torch.Tensor | None = None
+    answer_class: Remote,
+    model: Remote,
+    name: str,
+    wanted: str,
+    *,
+    sample: torch.Tensor | None = None,
+    args: tuple = (),
 ) -> dict:
     """Fail with the hint for what was found unless tensor `name` of `model` is of kind `wanted`;
     returns its inventory row. When `name` is missing after `__init__` but appears once forward has
-    run on `sample` (in a fresh model), the hint says it is made inside forward."""
+    run on `sample` (in a fresh model built with `args`), the hint says it is made inside forward."""
     found = rows(model).get(name)
     if found is not None and found["kind"] == wanted:
         return found
     if found is None:
         if sample is not None:
-            probe = build(answer_class)
+            probe = build(answer_class, *args)
             try:
                 probe.call(sample)
             except StudentError:
@@ -356,10 +362,10 @@ def expect_dtype_follows(out: torch.Tensor, sample: torch.Tensor) -> None:
         )
 
 
-def expect_own_tensors(cls: Remote, names: tuple[str, ...]) -> None:
+def expect_own_tensors(cls: Remote, names: tuple[str, ...], args: tuple = ()) -> None:
     """Each model must make its own tensors: two models sharing one tensor object change together
     (the check asks before it changes anything, so a shared tensor of the student's is left alone)."""
-    first, second = build(cls), build(cls)
+    first, second = build(cls, *args), build(cls, *args)
     for name in names:
         tensor(first, name)
         with student(f"Reading {name}"):
@@ -376,11 +382,12 @@ def expect_own_tensors(cls: Remote, names: tuple[str, ...]) -> None:
             )
 
 
-def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) -> None:
-    """Move a fresh model to the lessons' device (an accelerator, else the stand-in) and run it there
-    under the device rule: every tensor forward uses must have moved with the model."""
+def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...], args: tuple = ()) -> Remote:
+    """Move a fresh model (built with `args`) to the lessons' device (an accelerator, else the
+    stand-in) and run it there under the device rule: every tensor forward uses must have moved with
+    the model. Returns that model, after its forward pass."""
     device = cls.session.device()
-    model = move(build(cls), device)
+    model = move(build(cls, *args), device)
     for name in names:
         where = tensor(model, name).device
         if where.type != device.type:
@@ -399,11 +406,12 @@ def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) 
             device=str(device),
             where=str(out.device),
         )
+    return model
 
 
-def expect_follows_double(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) -> Remote:
+def expect_follows_double(cls: Remote, x: torch.Tensor, names: tuple[str, ...], args: tuple = ()) -> Remote:
     """After `.double()` the buffers are float64 and forward gives float64 for a float64 input."""
-    model = move(build(cls), torch.float64)
+    model = move(build(cls, *args), torch.float64)
     for name in names:
         dtype = tensor(model, name).dtype
         if dtype.is_floating_point and dtype != torch.float64:
@@ -442,6 +450,22 @@ def close(a: object, b: object, atol: float = 1e-5, rtol: float = 1e-5) -> bool:
     if a.shape != b.shape:
         return False
     return torch.allclose(a.detach().cpu().double(), b.detach().cpu().double(), atol=atol, rtol=rtol)
+
+
+def shown(value: object) -> str:
+    """A value as a message shows it to a student: a placeholder, None or a handle is named in
+    words, never printed as `Ellipsis`, `None` or a `Remote` repr where a value is expected."""
+    if value is Ellipsis:
+        return "the placeholder `...`"
+    if value is None:
+        return "no value (None)"
+    if isinstance(value, Remote):
+        return f"a {value.info.get('type', 'object')}"
+    if isinstance(value, torch.Tensor):
+        if value.device.type == "meta":
+            return f"a tensor of shape {tuple(value.shape)} on the meta device"
+        return str(rounded(value))
+    return repr(value)
 
 
 def rounded(value: torch.Tensor, digits: int = 4) -> list:
