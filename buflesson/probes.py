@@ -295,6 +295,29 @@ def save_and_reload(model: Remote, make_fresh, **load_kwargs: object) -> Remote:
     return fresh
 
 
+def save_file(session, value: object, name: str) -> str:
+    """`torch.save(value, path)` on the student's side, in the check's scratch folder; returns path.
+    `value` is plain data (a state dict with its `_metadata` travels as one) or a `Remote`."""
+    path = os.path.join(session.folder(), name)
+    with student("torch.save"):
+        session.lib("torch:save")(value, path)
+    return path
+
+
+def load_strict(model: Remote, path: str, what: str, hint: str) -> None:
+    """`model.load_state_dict(torch.load(path, weights_only=True))` (strict) on the student's side;
+    an error raised there becomes a `Fail` that names `what` (or `NotAttempted`), with `hint`."""
+    session = model.session
+    with student("torch.load(path, weights_only=True)"):
+        loaded = session.lib("torch:load").call(path, weights_only=True, keep=True)
+    try:
+        model.call(loaded, method="load_state_dict")
+    except StudentError as error:
+        if error.not_implemented:
+            raise NotAttempted from None
+        raise Fail("{what} raised {error}", hint, what=what, error=str(error)) from None
+
+
 def move(model: Remote, target: torch.device | str | torch.dtype) -> Remote:
     """`model.to(target)` on the student's side (the same model, converted in place)."""
     with student(f".to({target})"):
@@ -398,7 +421,15 @@ def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...], 
                 name=name,
                 where=str(where),
             )
-    out = forward(model, x.to(device), what=f"After model.to({str(device)!r}), forward", device_rule=True)
+    try:
+        out = forward(model, x.to(device), what=f"After model.to({str(device)!r}), forward", device_rule=True)
+    except Fail as failure:  # it ran before the move: a tensor forward uses stayed behind
+        raise Fail(
+            failure.template,
+            "A tensor forward uses did not move with the model: every tensor forward uses must be a "
+            "parameter or a buffer (or be made on the input's device), so that .to() moves it.",
+            **failure.values,
+        ) from None
     if out.device.type != device.type:
         raise Fail(
             "After model.to({device!r}), forward returned a tensor on {where}.",
