@@ -88,7 +88,7 @@ def expect_function(answer: Remote, name: str, exercise_id: str) -> None:
             "Expected the function {name}, got {type}.",
             "Pass the function itself, without calling it: check({exercise_id!r}, {name}).",
             name=name,
-            type=answer.info.get("type"),
+            type=f"the class {answer.name}" if answer.kind == "class" else answer.info.get("type"),
             exercise_id=exercise_id,
         )
 
@@ -102,6 +102,9 @@ def student(what: str):
     return _StudentCall(what)
 
 
+STEP_HINT = "Run that step yourself in a new cell to see the whole error and where it comes from."
+
+
 class _StudentCall:
     def __init__(self, what: str) -> None:
         self.what = what
@@ -111,15 +114,25 @@ class _StudentCall:
 
     def __exit__(self, kind, error, tb) -> bool:
         if isinstance(error, StudentError):
-            if error.not_implemented:
+            if error.not_implemented and not from_meta(error):
                 raise NotAttempted from None
-            raise Fail(
-                "{what} raised {error}",
-                "Run that step yourself in a new cell to see the whole error and where it comes from.",
-                what=self.what,
-                error=str(error),
-            ) from None
+            if from_meta(error):
+                raise Fail(
+                    "{what} raised {error}",
+                    "On the lessons' device your code copied a tensor back to the CPU (.cpu(), "
+                    ".to('cpu'), .tolist()); the stand-in device holds no data to copy. Keep every "
+                    "tensor on the model's device.",
+                    what=self.what,
+                    error=str(error),
+                ) from None
+            raise Fail("{what} raised {error}", STEP_HINT, what=self.what, error=str(error)) from None
         return False
+
+
+def from_meta(error: StudentError) -> bool:
+    """True for PyTorch's NotImplementedError about the data of a `meta` tensor (the stand-in device
+    holds none): an error of the student's code on that device, not an exercise left unwritten."""
+    return error.not_implemented and "meta tensor" in error.message
 
 
 def build(cls: Remote, *args: object, seed: int | None = None, name: str = "") -> Remote:
@@ -424,6 +437,8 @@ def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...], 
     try:
         out = forward(model, x.to(device), what=f"After model.to({str(device)!r}), forward", device_rule=True)
     except Fail as failure:  # it ran before the move: a tensor forward uses stayed behind
+        if failure.hint_template != STEP_HINT:
+            raise
         raise Fail(
             failure.template,
             "A tensor forward uses did not move with the model: every tensor forward uses must be a "

@@ -62,6 +62,14 @@ class WithNnBuffer(nn.Module):  # nn.Buffer, lerp_, and a harmless extra counter
         return x - self.running_mean
 
 
+class SliceAssigned(RunningMean):  # slice assignment writes into the buffer
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.running_mean[:] = (1 - self.momentum) * self.running_mean + self.momentum * x.mean(0)
+        return x - self.running_mean
+
+
 # --- 5.1 wrong answers -------------------------------------------------------------------------
 
 
@@ -218,6 +226,14 @@ class RebuildsTensor(RunningMean):  # a new float32 CPU tensor on every update
         return x - self.running_mean
 
 
+class MovesToCpu(RunningMean):  # the new value made on the CPU, whatever the model's device
+    def forward(self, x):
+        if self.training:
+            new = (1 - self.momentum) * self.running_mean + self.momentum * x.detach().mean(0)
+            self.running_mean = new.to("cpu")
+        return x - self.running_mean
+
+
 class SwitchesGradOff(RunningMean):
     def forward(self, x):
         torch.set_grad_enabled(False)
@@ -265,6 +281,16 @@ def evaluate_decorated(model, x):
     out = model.forward(x)
     if mode:
         model.train()
+    return out
+
+
+def evaluate_each_submodule(model, x):  # restores every submodule's own mode
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    for module, mode in modes.items():
+        module.training = mode
     return out
 
 
@@ -351,8 +377,8 @@ def not_yet(model, x):
 
 
 RIGHT = {
-    "5.1": [RunningMean, Assigned, Interpolated, WithNnBuffer],
-    "5.2": [evaluate, evaluate_inference_mode, evaluate_a_copy, evaluate_decorated],
+    "5.1": [RunningMean, Assigned, Interpolated, WithNnBuffer, SliceAssigned],
+    "5.2": [evaluate, evaluate_inference_mode, evaluate_a_copy, evaluate_decorated, evaluate_each_submodule],
 }
 
 WRONG = {
@@ -378,6 +404,7 @@ WRONG = {
         Wrong(ReturnsBeforeUpdate, "before this batch's update", "Update first"),
         Wrong(DefaultHalf, "did not update with momentum 0.1", "default 0.1"),
         Wrong(RebuildsTensor, "After model.double(), a train-mode step left running_mean as torch.float32"),
+        Wrong(MovesToCpu, "), forward raised", ""),  # the error and hint depend on the device
         Wrong(SwitchesGradOff, "changed gradient tracking", "torch.no_grad()"),
         Wrong(RunningMean(3), "not the class", "check(..., RunningMean)"),
         Wrong(nn.BatchNorm1d, "the update used momentum 0.1", "self.momentum"),  # momentum lands in eps

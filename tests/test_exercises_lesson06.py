@@ -55,6 +55,18 @@ class FromIndices(nn.Module):  # built from positions, with a harmless extra att
         return scores.masked_fill(~self.mask[:length, :length], float("-inf"))
 
 
+class WithWhere(nn.Module):  # torch.where instead of masked_fill
+    def __init__(self, max_len):
+        super().__init__()
+        self.register_buffer(
+            "mask", torch.tril(torch.ones(max_len, max_len, dtype=torch.bool)), persistent=False
+        )
+
+    def forward(self, scores):
+        length = scores.size(-1)
+        return torch.where(self.mask[:length, :length], scores, float("-inf"))
+
+
 # --- 6.1 wrong answers -------------------------------------------------------------------------
 
 
@@ -147,6 +159,14 @@ class CpuCopyInForward(CausalMask):  # forward uses a copy that .to() does not m
         return scores.masked_fill(~self.allowed[:length, :length], float("-inf"))
 
 
+class AdditiveMadeOnCpu(CausalMask):  # an additive mask made in forward, on the CPU
+    def forward(self, scores):
+        length = scores.size(-1)
+        return scores + torch.zeros(length, length).masked_fill(
+            ~self.mask[:length, :length].cpu(), float("-inf")
+        )
+
+
 class NotYet(CausalMask):
     def __init__(self, max_len):
         super().__init__(max_len)
@@ -195,6 +215,12 @@ class SetsData(Normalizer):  # .data of the buffer, converted first
         self.mean.data.copy_(x.mean(0))
         self.std.data.copy_(torch.sqrt(((x - x.mean(0)) ** 2).sum(0) / (x.shape[0] - 1)))
         return self
+
+
+class TypeAs(Normalizer):  # type_as, and the std from the variance
+    def fit(self, x):
+        self.mean = x.mean(0).type_as(self.mean)
+        self.std = x.var(0).sqrt().type_as(self.std)
 
 
 # --- 6.2 wrong answers -------------------------------------------------------------------------
@@ -296,8 +322,8 @@ class NotYetNormalizer(Normalizer):
 
 
 RIGHT = {
-    "6.1": [CausalMask, WithNnBuffer, FloatMask, FromIndices],
-    "6.2": [Normalizer, CopiesInPlace, ReRegisters, SetsData],
+    "6.1": [CausalMask, WithNnBuffer, FloatMask, FromIndices, WithWhere],
+    "6.2": [Normalizer, CopiesInPlace, ReRegisters, SetsData, TypeAs],
 }
 
 WRONG = {
@@ -315,6 +341,7 @@ WRONG = {
         Wrong(MadeInForward, "no tensor named 'mask'", "Keep the name 'mask'"),
         Wrong(FloatMaskGivenForward, "mask is torch.float32", "dtype=torch.bool"),
         Wrong(CpuCopyInForward, "), forward raised", "did not move with the model"),
+        Wrong(AdditiveMadeOnCpu, "), forward raised", ""),  # the error and hint depend on the device
         Wrong(tril(4), "Expected the class CausalMask", "Pass the class"),
     ],
     "6.2": [

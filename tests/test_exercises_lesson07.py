@@ -43,6 +43,14 @@ def load_checking_the_result(path):  # strict=False, but nothing else is forgive
     return model
 
 
+def load_assigning(path):  # assign=True: the model takes the loaded tensors themselves
+    model = SensorV2()
+    state = torch.load(path, map_location="cpu")
+    state["mean"] = torch.full_like(model.mean, SensorV1.CENTER)
+    model.load_state_dict(state, assign=True)
+    return model
+
+
 # --- 7.1 wrong answers -------------------------------------------------------------------------
 
 
@@ -183,6 +191,17 @@ class HookedSensor(SensorV2):  # the public pre-hook instead of the method
             state_dict[prefix + "mean"] = torch.full((3,), SensorV1.CENTER)
 
 
+class VersionOnTheInstance(SensorV2):  # _version set in __init__: state_dict() reads self._version
+    def __init__(self):
+        super().__init__()
+        self._version = 2
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
+        if local_metadata.get("version") in (None, 1) and prefix + "mean" not in state_dict:
+            state_dict[prefix + "mean"] = torch.full((3,), SensorV1.CENTER)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
+
+
 # --- 7.2 wrong answers -------------------------------------------------------------------------
 
 
@@ -288,6 +307,13 @@ class ClearsMissing(MigratingSensor):  # drops "mean" from the missing keys, wha
             missing_keys.remove(prefix + "mean")
 
 
+class OnlyWithoutVersion(MigratingSensor):  # a version-1 file records version 1, not None
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
+        if local_metadata.get("version") is None and prefix + "mean" not in state_dict:
+            state_dict[prefix + "mean"] = torch.full((3,), SensorV1.CENTER)
+        SensorV2._load_from_state_dict(self, state_dict, prefix, local_metadata, *args)
+
+
 class NoMigration(SensorV2):
     _version = 2
 
@@ -304,8 +330,8 @@ class MigrationNotYet(SensorV2):
 
 
 RIGHT = {
-    "7.1": [load_v1, load_setdefault, load_merged_dict, load_checking_the_result],
-    "7.2": [MigratingSensor, MigratesWithArgs, VersionThree, HookedSensor],
+    "7.1": [load_v1, load_setdefault, load_merged_dict, load_checking_the_result, load_assigning],
+    "7.2": [MigratingSensor, MigratesWithArgs, VersionThree, HookedSensor, VersionOnTheInstance],
 }
 
 WRONG = {
@@ -325,10 +351,11 @@ WRONG = {
         Wrong(load_forgets_return, "returned None", "return model"),
         Wrong(load_returns_state, "returned an OrderedDict, not a SensorV2", "return the model"),
         Wrong(load_wrong_shape, "size mismatch for mean", "shape, (3,)"),
-        Wrong(SensorV2, "Expected the function load_v1, got type", "without calling it"),
+        Wrong(SensorV2, "Expected the function load_v1, got the class SensorV2", "without calling it"),
     ],
     "7.2": [
         Wrong(NoMigration, 'Missing key(s) in state_dict: "mean"', "local_metadata.get('version')"),
+        Wrong(OnlyWithoutVersion, "Loading a version-1 checkpoint raised RuntimeError", "below 2"),
         Wrong(ForgetsSuper, "nothing copied it into the model", "super()._load_from_state_dict(state_dict"),
         Wrong(FillsZeros, "filled mean with [0.0, 0.0, 0.0]", "torch.full((3,), SensorV1.CENTER)"),
         Wrong(FillsScalar, "size mismatch for mean", "shape, (3,)"),
