@@ -429,6 +429,14 @@ WRONG = {
 test_right_answer_passes, test_wrong_answer_fails_naming_its_mistake = verdict_tests(RIGHT, WRONG)
 
 
+def test_no_message_shows_a_placeholder_or_a_handle():
+    for exercise_id, cases in WRONG.items():
+        for case in cases:
+            result = check(exercise_id, case.answer)
+            for text in (result.message, result.hint):
+                assert "Ellipsis" not in text and "<Remote" not in text, (case, text)
+
+
 def test_5_1_placeholder_and_wrong_types():
     assert check("5.1", ...).status == NOT_ATTEMPTED
     assert check("5.1", NotYet).status == NOT_ATTEMPTED
