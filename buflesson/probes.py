@@ -88,7 +88,7 @@ def expect_function(answer: Remote, name: str, exercise_id: str) -> None:
             "Expected the function {name}, got {type}.",
             "Pass the function itself, without calling it: check({exercise_id!r}, {name}).",
             name=name,
-            type=answer.info.get("type"),
+            type=f"the class {answer.name}" if answer.kind == "class" else answer.info.get("type"),
             exercise_id=exercise_id,
         )
 
@@ -102,6 +102,9 @@ def student(what: str):
     return _StudentCall(what)
 
 
+STEP_HINT = "Run that step yourself in a new cell to see the whole error and where it comes from."
+
+
 class _StudentCall:
     def __init__(self, what: str) -> None:
         self.what = what
@@ -111,15 +114,25 @@ class _StudentCall:
 
     def __exit__(self, kind, error, tb) -> bool:
         if isinstance(error, StudentError):
-            if error.not_implemented:
+            if error.not_implemented and not from_meta(error):
                 raise NotAttempted from None
-            raise Fail(
-                "{what} raised {error}",
-                "Run that step yourself in a new cell to see the whole error and where it comes from.",
-                what=self.what,
-                error=str(error),
-            ) from None
+            if from_meta(error):
+                raise Fail(
+                    "{what} raised {error}",
+                    "On the lessons' device your code copied a tensor back to the CPU (.cpu(), "
+                    ".to('cpu'), .tolist()); the stand-in device holds no data to copy. Keep every "
+                    "tensor on the model's device.",
+                    what=self.what,
+                    error=str(error),
+                ) from None
+            raise Fail("{what} raised {error}", STEP_HINT, what=self.what, error=str(error)) from None
         return False
+
+
+def from_meta(error: StudentError) -> bool:
+    """True for PyTorch's NotImplementedError about the data of a `meta` tensor (the stand-in device
+    holds none): an error of the student's code on that device, not an exercise left unwritten."""
+    return error.not_implemented and "meta tensor" in error.message
 
 
 def build(cls: Remote, *args: object, seed: int | None = None, name: str = "") -> Remote:
@@ -235,17 +248,23 @@ KIND_HINTS: dict[tuple[str, str], tuple[str, str]] = {
 
 
 def expect_kind(
-    answer_class: Remote, model: Remote, name: str, wanted: str, *, sample: torch.Tensor | None = None
+    answer_class: Remote,
+    model: Remote,
+    name: str,
+    wanted: str,
+    *,
+    sample: torch.Tensor | None = None,
+    args: tuple = (),
 ) -> dict:
     """Fail with the hint for what was found unless tensor `name` of `model` is of kind `wanted`;
     returns its inventory row. When `name` is missing after `__init__` but appears once forward has
-    run on `sample` (in a fresh model), the hint says it is made inside forward."""
+    run on `sample` (in a fresh model built with `args`), the hint says it is made inside forward."""
     found = rows(model).get(name)
     if found is not None and found["kind"] == wanted:
         return found
     if found is None:
         if sample is not None:
-            probe = build(answer_class)
+            probe = build(answer_class, *args)
             try:
                 probe.call(sample)
             except StudentError:
@@ -287,6 +306,29 @@ def save_and_reload(model: Remote, make_fresh, **load_kwargs: object) -> Remote:
     with student("load_state_dict"):
         fresh.call(loaded, method="load_state_dict", **load_kwargs)
     return fresh
+
+
+def save_file(session, value: object, name: str) -> str:
+    """`torch.save(value, path)` on the student's side, in the check's scratch folder; returns path.
+    `value` is plain data (a state dict with its `_metadata` travels as one) or a `Remote`."""
+    path = os.path.join(session.folder(), name)
+    with student("torch.save"):
+        session.lib("torch:save")(value, path)
+    return path
+
+
+def load_strict(model: Remote, path: str, what: str, hint: str) -> None:
+    """`model.load_state_dict(torch.load(path, weights_only=True))` (strict) on the student's side;
+    an error raised there becomes a `Fail` that names `what` (or `NotAttempted`), with `hint`."""
+    session = model.session
+    with student("torch.load(path, weights_only=True)"):
+        loaded = session.lib("torch:load").call(path, weights_only=True, keep=True)
+    try:
+        model.call(loaded, method="load_state_dict")
+    except StudentError as error:
+        if error.not_implemented:
+            raise NotAttempted from None
+        raise Fail("{what} raised {error}", hint, what=what, error=str(error)) from None
 
 
 def move(model: Remote, target: torch.device | str | torch.dtype) -> Remote:
@@ -356,10 +398,10 @@ def expect_dtype_follows(out: torch.Tensor, sample: torch.Tensor) -> None:
         )
 
 
-def expect_own_tensors(cls: Remote, names: tuple[str, ...]) -> None:
+def expect_own_tensors(cls: Remote, names: tuple[str, ...], args: tuple = ()) -> None:
     """Each model must make its own tensors: two models sharing one tensor object change together
     (the check asks before it changes anything, so a shared tensor of the student's is left alone)."""
-    first, second = build(cls), build(cls)
+    first, second = build(cls, *args), build(cls, *args)
     for name in names:
         tensor(first, name)
         with student(f"Reading {name}"):
@@ -376,11 +418,12 @@ def expect_own_tensors(cls: Remote, names: tuple[str, ...]) -> None:
             )
 
 
-def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) -> None:
-    """Move a fresh model to the lessons' device (an accelerator, else the stand-in) and run it there
-    under the device rule: every tensor forward uses must have moved with the model."""
+def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...], args: tuple = ()) -> Remote:
+    """Move a fresh model (built with `args`) to the lessons' device (an accelerator, else the
+    stand-in) and run it there under the device rule: every tensor forward uses must have moved with
+    the model. Returns that model, after its forward pass."""
     device = cls.session.device()
-    model = move(build(cls), device)
+    model = move(build(cls, *args), device)
     for name in names:
         where = tensor(model, name).device
         if where.type != device.type:
@@ -391,7 +434,17 @@ def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) 
                 name=name,
                 where=str(where),
             )
-    out = forward(model, x.to(device), what=f"After model.to({str(device)!r}), forward", device_rule=True)
+    try:
+        out = forward(model, x.to(device), what=f"After model.to({str(device)!r}), forward", device_rule=True)
+    except Fail as failure:  # it ran before the move: a tensor forward uses stayed behind
+        if failure.hint_template != STEP_HINT:
+            raise
+        raise Fail(
+            failure.template,
+            "A tensor forward uses did not move with the model: every tensor forward uses must be a "
+            "parameter or a buffer (or be made on the input's device), so that .to() moves it.",
+            **failure.values,
+        ) from None
     if out.device.type != device.type:
         raise Fail(
             "After model.to({device!r}), forward returned a tensor on {where}.",
@@ -399,11 +452,12 @@ def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) 
             device=str(device),
             where=str(out.device),
         )
+    return model
 
 
-def expect_follows_double(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) -> Remote:
+def expect_follows_double(cls: Remote, x: torch.Tensor, names: tuple[str, ...], args: tuple = ()) -> Remote:
     """After `.double()` the buffers are float64 and forward gives float64 for a float64 input."""
-    model = move(build(cls), torch.float64)
+    model = move(build(cls, *args), torch.float64)
     for name in names:
         dtype = tensor(model, name).dtype
         if dtype.is_floating_point and dtype != torch.float64:
@@ -442,6 +496,22 @@ def close(a: object, b: object, atol: float = 1e-5, rtol: float = 1e-5) -> bool:
     if a.shape != b.shape:
         return False
     return torch.allclose(a.detach().cpu().double(), b.detach().cpu().double(), atol=atol, rtol=rtol)
+
+
+def shown(value: object) -> str:
+    """A value as a message shows it to a student: a placeholder, None or a handle is named in
+    words, never printed as `Ellipsis`, `None` or a `Remote` repr where a value is expected."""
+    if value is Ellipsis:
+        return "the placeholder `...`"
+    if value is None:
+        return "no value (None)"
+    if isinstance(value, Remote):
+        return f"a {value.info.get('type', 'object')}"
+    if isinstance(value, torch.Tensor):
+        if value.device.type == "meta":
+            return f"a tensor of shape {tuple(value.shape)} on the meta device"
+        return str(rounded(value))
+    return repr(value)
 
 
 def rounded(value: torch.Tensor, digits: int = 4) -> list:
