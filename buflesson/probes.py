@@ -480,8 +480,8 @@ def fail_on_device(error: StudentError, where: str, hint: str) -> Fail:
     """The `Fail` for forward raising `error` on the lessons' device (`where` names the step)."""
     if standin_limit(error):
         return Fail(
-            "{where}, forward raised {error}. buflesson's GPU stand-in holds no values, so it cannot run "
-            "an operation that reads them; a GPU would.",
+            "{where}, forward raised {error} (buflesson's GPU stand-in holds no values, so it cannot run "
+            "an operation that reads them; a GPU would).",
             "Compute with tensors and sizes (x.shape) instead of reading values (.item(), .tolist(), "
             ".cpu()) in forward, or run the check on a machine with an accelerator.",
             where=where,

@@ -377,3 +377,24 @@ def test_stored_device_outputs_compare_equal_on_a_cuda_machine(path):
 def test_each_cuda_wording_of_a_device_mismatch_is_sanitized_like_the_stand_in(cuda_message, cpu_message):
     assert _sanitize(cuda_message) == "DEVICE-MISMATCH"
     assert _sanitize(cpu_message) in ("DEVICE-MISMATCH", "RuntimeError: DEVICE-MISMATCH")
+
+
+class RampReadsAValue(Ramp):  # runs on a GPU; the stand-in holds no values to read
+    def forward(self, x):
+        n = int(x.new_tensor(x.shape[-1]).item())
+        return self.linear(x * torch.arange(1, n + 1, device=x.device))
+
+
+class RampThroughAList(Ramp):  # runs on a GPU; the stand-in cannot copy its values out
+    def forward(self, x):
+        values = torch.arange(1, x.shape[-1] + 1, device=x.device).tolist()
+        return self.linear(x * x.new_tensor(values))
+
+
+@pytest.mark.skipif(DEVICE != STANDIN, reason="a limit of the stand-in: a GPU runs these")
+@pytest.mark.parametrize("answer", [RampReadsAValue, RampThroughAList])
+def test_2_1_says_so_when_the_stand_in_cannot_run_what_a_gpu_would(answer):
+    result = check("2.1", answer)
+    assert result.status == FAILED, str(result)
+    assert "buflesson's GPU stand-in holds no values" in result.message
+    assert "a GPU would)" in result.message and ".item()" in result.hint

@@ -366,6 +366,12 @@ class PeakPlainScale(PeakScaled):  # a plain output scale, left on the CPU by .t
         return super().forward(x) * self.scale
 
 
+class PeakAlwaysRaised(PeakScaled):  # raises peak in evaluation mode too
+    def forward(self, x):
+        torch.maximum(self.peak, x.detach().abs().amax(dim=0), out=self.peak)
+        return self.linear(x / self.peak)
+
+
 class PeakSwitchGradOff(PeakScaled):
     def __init__(self):
         super().__init__()
@@ -396,7 +402,7 @@ WRONG = {
         Wrong(
             StatsCopied,
             "does not use the mean and std the model now holds",
-            "forward reads cached[0], cached[1]",
+            "The model keeps cached[0], cached[1] as plain attributes",
         ),
         Wrong(
             StatsIgnored, "does not use the mean and std the model now holds", "reading the buffers by name"
@@ -456,6 +462,7 @@ WRONG = {
             "After forward in training mode, peak is [1.0, 1.0, 1.0]",
             "Keep UnsavedPeak's forward",
         ),
+        Wrong(PeakAlwaysRaised, "forward in evaluation mode changed peak", "in training mode only"),
         Wrong(PeakPlainScale, DEVICE_MESSAGE, "The model keeps scale as plain attributes"),
         Wrong(PeakSwitchGradOff, "changed gradient tracking", "torch.no_grad()"),
         Wrong(PeakScaled(), "Got a model instance", "without calling it"),

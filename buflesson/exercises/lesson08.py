@@ -143,12 +143,21 @@ def _with(stats: dict, old: dict) -> dict:
     return {**stats, "mean": old["mean"], "std": old["std"]}
 
 
+def _other_values(what: str) -> Fail:
+    return Fail(
+        "After {what}, forward gives other values than linear((x - mean) / std) with the loaded mean "
+        "and std.",
+        "Compute linear((x - self.mean) / self.std) in forward, reading the buffers by name.",
+        what=what,
+    )
+
+
 def _not_the_loaded_stats(model: Remote, what: str) -> Fail:
     plain = [row["name"] for row in rows(model).values() if row["kind"] == PLAIN]
     if plain:
         hint = (
-            "forward reads {plain}: plain attributes, which load_state_dict never fills. Read self.mean and "
-            "self.std in forward."
+            "The model keeps {plain} as plain attributes, which load_state_dict never fills: read self.mean "
+            "and self.std in forward."
         )
     else:
         hint = "Compute linear((x - self.mean) / self.std) in forward, reading the buffers by name."
@@ -204,11 +213,7 @@ def fresh_statistics(answer: Remote) -> None:
         for formula, message in _FORMULA_MISTAKES:
             if close(out, formula(x.double(), {k: v.double() for k, v in trained.items()}), TOL32, TOL32):
                 raise Fail(message, "Compute linear((x - self.mean) / self.std) in forward.")
-        raise Fail(
-            "After load_state_dict, forward gives other values than linear((x - mean) / std) with the loaded "
-            "mean and std.",
-            "Compute linear((x - self.mean) / self.std) in forward, reading the buffers by name.",
-        )
+        raise _other_values("load_state_dict(...)")
 
     # .double(), then forward, then a second load.
     convert(model, "double")
@@ -231,15 +236,16 @@ def fresh_statistics(answer: Remote) -> None:
                 "Read self.mean and self.std in forward each time: .double() replaces each buffer with a "
                 "new tensor, so a list, dict or attribute that kept the old one misses every later load.",
             )
-        raise _not_the_loaded_stats(model, "model.double() and load_state_dict(...)")
+        raise _other_values("model.double() and load_state_dict(...)")
 
     # A round trip through a file, into a new model that has not run yet.
     fresh = save_and_reload(model, lambda: build(answer, seed=draw.seed()))
     y = 20.0 + 3.0 * draw.randn(rows_b, 3)
-    if not close(
-        forward(fresh, y, what="After a save and a load, forward"), _normalized(y, retrained), TOL32, TOL32
-    ):
-        raise _not_the_loaded_stats(fresh, "a save and a load through a file")
+    out = forward(fresh, y, what="After a save and a load, forward")
+    if not close(out, _normalized(y, retrained), TOL32, TOL32):
+        if close(out, _normalized(y, _with(retrained, start)), TOL32, TOL32):
+            raise _not_the_loaded_stats(fresh, "a save and a load through a file")
+        raise _other_values("a save and a load through a file")
 
     # The device: the model that ran, loaded and converted, moved under CUDA's device rule.
     device = answer.session.device()
@@ -354,7 +360,7 @@ def registered_mask(answer: Remote) -> None:
         if out.dtype != torch.float64:
             raise Fail(
                 "After model.double(), forward on a float64 input returned {dtype}.",
-                "Register the mask as a buffer so that .double() converts it with the layer.",
+                "Keep the given forward: it computes in the layer's dtype, which .double() sets.",
                 dtype=str(out.dtype),
             )
         _expect_out(out, x, published, "After model.double()", TOL64)
@@ -397,6 +403,7 @@ def saved_peak(answer: Remote) -> None:
     small = draw.integer(0, 2)
     rows_a, rows_b, rows_c = draw.sizes(3, 2, 9)
     x, y, z = (_peaky(draw, rows, small) for rows in (rows_a, rows_b, rows_c))
+    z[0] = 8.0  # above every peak so far: a forward that raised peak in evaluation mode too would show
     model = build(answer, seed=draw.seed())
     expect_kind(answer, model, "peak", BUFFER, sample=x)
     peak = expect_start(model, "peak", torch.ones(3), "torch.ones(3)")
@@ -428,10 +435,13 @@ def saved_peak(answer: Remote) -> None:
 
     model.method("eval")
     trained = forward(model, z, what="forward in evaluation mode")
-    if not close(trained, _peak_out(z, state, peak), TOL32, TOL32) or not same(tensor(model, "peak"), peak):
+    if not same(tensor(model, "peak"), peak):
         raise Fail(
-            "forward in evaluation mode changes peak or gives other values than linear(x / peak).", with_model
+            "forward in evaluation mode changed peak.",
+            "Keep UnsavedPeak's forward: it raises peak in training mode only.",
         )
+    if not close(trained, _peak_out(z, state, peak), TOL32, TOL32):
+        raise Fail("forward in evaluation mode gives other values than linear(x / peak).", with_model)
 
     # A round trip through a file, into a new model.
     fresh = save_and_reload(model, lambda: build(answer, seed=draw.seed()))
