@@ -619,3 +619,95 @@ def as_device(value: object) -> torch.device | None:
         except (RuntimeError, ValueError):
             return None
     return None
+
+
+# --- port3 (lessons 2 and 8): forward that may fail, conversions, loads, kinds for hints ------------
+
+
+def attempt(model: Remote, *inputs: object, device_rule: bool = False) -> torch.Tensor | StudentError:
+    """`model(*inputs)` on the student's side: the output tensor, or the `StudentError` it raised
+    (the caller words the failure for the step it was in). `NotImplementedError` is NOT ATTEMPTED,
+    except where the stand-in cannot run what a GPU would (see `standin_limit`)."""
+    try:
+        out = model.call(*inputs, device_rule=device_rule)
+    except StudentError as error:
+        if error.not_implemented and not (device_rule and standin_limit(error)):
+            raise NotAttempted from None
+        return error
+    if not isinstance(out, torch.Tensor):
+        kind = out.info.get("type") if isinstance(out, Remote) else type(out).__name__
+        raise Fail("forward returned {kind}, not a tensor.", "Keep the given `return` line.", kind=kind)
+    return out
+
+
+def standin_limit(error: StudentError) -> bool:
+    """True for an error of the stand-in's own `meta` tensors (they hold no values: `.item()`,
+    `.tolist()`, `.cpu()`), not a device mismatch: a GPU would run that code."""
+    text = error.message.lower()
+    return error.type_name != "StandInDeviceError" and "meta" in text and "device" not in text
+
+
+def fail_on_device(error: StudentError, where: str, hint: str) -> Fail:
+    """The `Fail` for forward raising `error` on the lessons' device (`where` names the step)."""
+    if standin_limit(error):
+        return Fail(
+            "{where}, forward raised {error} (buflesson's GPU stand-in holds no values, so it cannot run "
+            "an operation that reads them; a GPU would).",
+            "Compute with tensors and sizes (x.shape) instead of reading values (.item(), .tolist(), "
+            ".cpu()) in forward, or run the check on a machine with an accelerator.",
+            where=where,
+            error=str(error),
+        )
+    return Fail("{where}, forward raised {error}", hint, where=where, error=str(error))
+
+
+def convert(model: Remote, method: str, *args: object) -> Remote:
+    """`model.method(*args)` for a conversion (`double`, `half`, `to`): the model, converted in place."""
+    shown = ", ".join(repr(a) for a in args)
+    with student(f"model.{method}({shown})"):
+        return model.call(*args, method=method, keep=True)
+
+
+def load(model: Remote, state: dict[str, torch.Tensor], what: str = "load_state_dict") -> None:
+    """`model.load_state_dict(state)` (strict) on the student's side, `state` sent as plain data."""
+    with student(what):
+        model.call(state, method="load_state_dict")
+
+
+def kind_of(model: Remote, name: str) -> str | None:
+    """The inventory kind of tensor `name` of `model` (parameter, buffer, ...), None when absent."""
+    row = rows(model).get(name)
+    return None if row is None else row["kind"]
+
+
+def kind_fail(name: str, wanted: str, found: str | None) -> Fail | None:
+    """The `Fail` that `KIND_HINTS` words for tensor `name`, wanted as `wanted` and found as
+    `found`; None when there is no such hint (the caller words the failure)."""
+    if found is None or (wanted, found) not in KIND_HINTS:
+        return None
+    message, hint = KIND_HINTS[(wanted, found)]
+    return Fail(message, hint, name=name)
+
+
+def expect_start(model: Remote, name: str, expected: torch.Tensor, given: str) -> torch.Tensor:
+    """Tensor `name` as the model starts: the values the exercise states (`given` says them as
+    code) and float32, the model's dtype; returns it."""
+    actual = tensor(model, name)
+    if not same(actual, expected):
+        raise Fail(
+            "{name} starts as {actual}, but the exercise gives {given}.",
+            "Register {name} with the values the exercise states: {given}.",
+            name=name,
+            actual=rounded(actual),
+            given=given,
+        )
+    if actual.dtype != torch.float32:
+        raise Fail(
+            "{name} is {dtype}, but the model's layers are torch.float32.",
+            "Keep the model's tensors float32 ({given} gives float32), so that .double() and .half() "
+            "decide the dtype of the whole model.",
+            name=name,
+            dtype=str(actual.dtype),
+            given=given,
+        )
+    return actual
