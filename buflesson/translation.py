@@ -129,6 +129,9 @@ def catalog_problems(answer: nbformat.NotebookNode, catalog: dict[str, dict]) ->
             problems.append(f"{cell_id}: no such cell in the English lesson any more")
     for cell in answer.cells:
         entry = catalog.get(cell.id)
+        if entry and entry.get("todo"):
+            problems.append(f"{cell.id}: marked todo (translate it, then remove `todo` and `english`)")
+            continue
         if cell.cell_type == "markdown":
             if not entry or not isinstance(entry.get("text"), str) or not entry["text"].strip():
                 problems.append(f"{cell.id}: markdown cell without a translation")
@@ -141,7 +144,7 @@ def catalog_problems(answer: nbformat.NotebookNode, catalog: dict[str, dict]) ->
                 problems.append(f"{cell.id}: code cell without translations of {required[:3]}")
                 continue
             code = entry.get("code") or {}
-            missing = [token for token in required if token not in code]
+            missing = [token for token in required if not code.get(token)]
             if missing:
                 problems.append(f"{cell.id}: untranslated {missing[:3]}")
             unknown = [token for token in code if token not in cell.source]
@@ -242,3 +245,65 @@ def glossary_problems(english: str, translated: str, glossary: dict[str, dict], 
                     f"{where}: {term!r} is in the English text but {rendering!r} is not in the translation"
                 )
     return problems
+
+
+def status(root: Path, lang: str) -> dict[str, list[str]]:
+    """What each lesson's catalog in `lang` still lacks: lesson -> problems (missing catalogs too)."""
+    from buflesson.authoring import stable_ids
+
+    out: dict[str, list[str]] = {}
+    for path in sorted((Path(root) / "answers").glob("*.ipynb")):
+        catalog_file = catalog_path(root, lang, path.stem)
+        answer = nbformat.read(path, as_version=4)
+        stable_ids(answer)
+        if not catalog_file.exists():
+            out[path.stem] = [f"no catalog: {catalog_file}"]
+            continue
+        out[path.stem] = catalog_problems(answer, load_catalog(catalog_file))
+    return out
+
+
+def skeleton(answer: nbformat.NotebookNode, catalog: dict[str, dict]) -> dict[str, dict]:
+    """`catalog` with an entry for every cell that needs one and lacks it or is stale: the English
+    text to translate (markdown) or the tokens to translate (code), marked `todo`, with the current
+    hash. Entries that are current are kept as they are."""
+    out = dict(catalog)
+    for cell in answer.cells:
+        entry = catalog.get(cell.id)
+        current = entry is not None and entry.get("en") == source_hash(cell.source)
+        if cell.cell_type == "markdown" and not current:
+            out[cell.id] = {
+                "en": source_hash(cell.source),
+                "todo": True,
+                "english": cell.source,
+                "text": (entry or {}).get("text", ""),
+            }
+        elif cell.cell_type == "code":
+            required, optional = translatable_tokens(cell.source)
+            code = dict((entry or {}).get("code") or {})
+            if (required and not current) or any(token not in code for token in required):
+                out[cell.id] = {
+                    "en": source_hash(cell.source),
+                    "todo": True,
+                    "english": cell.source,
+                    "code": {token: code.get(token, "") for token in required} | code,
+                }
+    return out
+
+
+def write_catalog(path: Path, catalog: dict[str, dict]) -> None:
+    """Write a catalog as YAML, multi-line texts as blocks, keys in the order given."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper, value):
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(
+        yaml.dump(catalog, Dumper=Dumper, allow_unicode=True, sort_keys=False, width=100), encoding="utf-8"
+    )
