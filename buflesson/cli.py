@@ -18,7 +18,6 @@ def _answers(given: str | None) -> Path:
 
 def _notebooks(args: argparse.Namespace) -> int:
     from buflesson.authoring import build_student_notebooks
-
     from buflesson.translation import build_translations
 
     root = Path(args.notebooks)
