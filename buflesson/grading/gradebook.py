@@ -206,8 +206,11 @@ class ResultStore:
 
     def note(self, event: str, file: str, sha256: str) -> None:
         line = f"{event} {self.key(file, sha256)}\n".encode()
-        handle = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        handle = os.open(self.journal, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
+            size = os.fstat(handle).st_size
+            if size and os.pread(handle, 1, size - 1) != b"\n":  # a line cut short: end it first
+                line = b"\n" + line
             os.write(handle, line)  # one write: lines of parallel runs never interleave
         except OSError as error:
             raise _named(error, self.journal) from None

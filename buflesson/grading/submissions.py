@@ -137,7 +137,7 @@ def _meta(nb: nbformat.NotebookNode | None) -> dict:
     return info if isinstance(info, dict) else {}
 
 
-def _read(path: Path) -> tuple[bytes, float]:
+def read_submitted(path: Path) -> tuple[bytes, float]:
     """The first MAX_BYTES + 1 bytes of a submitted file and its mtime. A link, a pipe, a device or
     a file that cannot be opened is `InvalidNotebook`, saying which; a link is never followed."""
     try:
@@ -181,7 +181,7 @@ def describe(
     sub = Submission(path, shown, "", "", hashlib.sha256(b"").hexdigest(), 0.0, home=home)
     nb = None
     try:
-        data, sub.mtime = _read(path)
+        data, sub.mtime = read_submitted(path)
         sub.sha256 = hashlib.sha256(data).hexdigest()
         nb = read_notebook(data)
     except InvalidNotebook as error:
