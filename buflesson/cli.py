@@ -182,32 +182,41 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
+def _interrupt_once(signum, frame) -> None:
+    """SIGINT while a command runs: KeyboardInterrupt once; more Ctrl-C cannot cut the cleanup
+    short (children killed, the gradebook written) or print a traceback as the process exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def _stopped(args: argparse.Namespace, error: BaseException) -> int:
-    """Report a command stopped by Ctrl-C (exit 130) or an OSError (exit 2) in one line."""
+    """Report a command stopped by Ctrl-C (exit 130) or an OSError (exit 2) in one line. SIGINT
+    stays ignored from here on: the process is about to exit."""
     command = " ".join(filter(None, ("buflesson", args.command, getattr(args, "action", None))))
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None  # a second Ctrl-C
-    try:
-        if isinstance(error, OSError):
-            where = f" ({error.filename})" if error.filename else ""
-            fix = FIXES.get(error.errno or 0, "")
-            _say(f"{command}: {error.strerror or error}{where}. {_sentence(_kept(args, fix))}")
-            return 2
-        _say(f"{command}: interrupted. {_sentence(_kept(args, ''))}")
-        return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if isinstance(error, OSError):
+        where = f" ({error.filename})" if error.filename else ""
+        fix = FIXES.get(error.errno or 0, "")
+        _say(f"{command}: {error.strerror or error}{where}. {_sentence(_kept(args, fix))}")
+        return 2
+    _say(f"{command}: interrupted. {_sentence(_kept(args, ''))}")
+    return 130
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `buflesson` command."""
     args = parser().parse_args(argv)
+    watch = threading.current_thread() is threading.main_thread()
+    watch = watch and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if watch:
+        signal.signal(signal.SIGINT, _interrupt_once)
+    stopped = False
     try:
         return args.run(args)
     except (KeyboardInterrupt, OSError) as error:
+        stopped = True
         return _stopped(args, error)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    finally:
+        if watch and not stopped:
+            signal.signal(signal.SIGINT, signal.default_int_handler)

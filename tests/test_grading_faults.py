@@ -37,6 +37,14 @@ def result(student="ann"):
     )
 
 
+@pytest.fixture(autouse=True)
+def _sigint_put_back():
+    """`main` leaves SIGINT ignored once a command stopped (the process is about to exit)."""
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
+
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -154,9 +162,8 @@ def test_grade_stopped_by_the_disk_or_ctrl_c_says_so_in_one_line(
         raise error
 
     monkeypatch.setattr(buflesson.grading, "grade", stopped)
-    handler = signal.getsignal(signal.SIGINT)
     assert main(["grade", str(tmp_path), "--out", str(out)]) == status
-    assert signal.getsignal(signal.SIGINT) is handler  # put back
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a second Ctrl-C prints nothing more
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert len(lines) == 1 and "Traceback" not in captured.err and captured.out == ""
@@ -289,7 +296,9 @@ def test_ctrl_c_mid_run_prints_one_line_exits_130_and_the_same_command_resumes(t
         assert run.poll() is None, run.communicate()
         time.sleep(0.1)
     time.sleep(0.5)  # b is waiting on the hold file
-    os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C does: the terminal's foreground process group
+    for pause in (0.0, 0.001, 0.01, 0.05, 0.2):  # Ctrl-C, hit again and again
+        os.killpg(run.pid, signal.SIGINT)  # as a terminal does: its foreground process group
+        time.sleep(pause)
     stdout, stderr = run.communicate(timeout=60)
     assert run.returncode == 130, stderr
     assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from buflesson.grading.feedback import feedback_name, markdown, page, write_feedback
-from buflesson.grading.gradebook import NotebookResult, counted, write_gradebook
+from buflesson.grading.gradebook import NotebookResult, counted, merge, write_gradebook
 from buflesson.grading.submissions import find, shard_of
 from buflesson.release import handout
 
@@ -236,6 +236,19 @@ def test_ids_that_made_one_file_write_two(tmp_path):
     write_feedback(tmp_path, "../alice", [result("../alice", score=0.0, file="c/x.ipynb")])
     assert len(list(tmp_path.glob("*.md"))) == 2
     assert "Total: **2 / 2**" in (tmp_path / "alice.md").read_text()
+
+
+def test_merge_does_not_depend_on_the_order_of_the_parts(tmp_path):
+    write_gradebook(tmp_path / "a.csv", [result("ann")], ["90.1"])
+    write_gradebook(tmp_path / "b.csv", [result("bea", score=0.0)], ["90.1"])
+    write_gradebook(tmp_path / "again.csv", [result("ann")], ["90.1"])  # the same row: fine
+    write_gradebook(tmp_path / "other.csv", [result("ann", score=0.0)], ["90.1"])  # another run's
+    merge([tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "again.csv"], tmp_path / "ab.csv")
+    merge([tmp_path / "b.csv", tmp_path / "again.csv", tmp_path / "a.csv"], tmp_path / "ba.csv")
+    assert (tmp_path / "ab.csv").read_text() == (tmp_path / "ba.csv").read_text()
+    for order in ([tmp_path / "a.csv", tmp_path / "other.csv"], [tmp_path / "other.csv", tmp_path / "a.csv"]):
+        with pytest.raises(ValueError, match="graded differently"):
+            merge(order, tmp_path / "m.csv")
 
 
 # --- totals: one row per lesson counts ---------------------------------------------------------------

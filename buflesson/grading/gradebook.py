@@ -152,9 +152,11 @@ def read_gradebook(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def merge(parts: list[Path], out: Path) -> int:
-    """Join shard gradebooks (files, or folders holding gradebook.csv) into `out`; returns the rows."""
+    """Join shard gradebooks (files, or folders holding gradebook.csv) into `out`; returns the rows.
+    A row two parts hold differently is a ValueError: the result may not depend on their order."""
     columns: list[str] = []
     rows: dict[tuple[str, str, str], dict[str, str]] = {}
+    source: dict[tuple[str, str, str], Path] = {}
     for part in parts:
         part = Path(part)
         header, part_rows = read_gradebook(part / "gradebook.csv" if part.is_dir() else part)
@@ -166,7 +168,13 @@ def merge(parts: list[Path], out: Path) -> int:
             if name not in columns:
                 columns.insert(columns.index(LAST[0]), name)
         for row in part_rows:
-            rows[(row["student"], row["notebook"], row["file"])] = row
+            key = (row["student"], row["notebook"], row["file"])
+            if key in rows and rows[key] != row:
+                raise ValueError(
+                    f"{source[key]} and {part} both hold {key[2]}, graded differently: "
+                    "merge the shards of one run"
+                )
+            rows[key], source[key] = row, part
     write_atomic(out, csv_text(list(rows.values()), columns))
     return len(rows)
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import nbformat
 
+from buflesson.grading.gradebook import CLAIM
 from buflesson.grading.text import fs_text, printable
 
 INVALID, DUPLICATE = "invalid", "duplicate"
@@ -290,11 +291,11 @@ def _refuse_claims(found: list[Submission]) -> None:
         if owner is None or RANK[sub.source] >= RANK[owner.source] or not sub.ok:
             continue
         whose = "metadata.buflesson.student" if sub.source == METADATA else f"its {sub.source}"
-        where = f"the folder {owner.home}" if owner.home else owner.file
+        where = f"the student folder {owner.home}" if owner.home else f"{owner.file} (by its {owner.source})"
         sub.status = INVALID
         sub.problem = (
-            f"claims to be {sub.student}'s work ({whose}), but {owner.student}'s work is {where}, "
-            f"whose {owner.source} outranks it: not graded"
+            f"{CLAIM}{sub.student}'s work ({whose}), but {owner.student} has {where}, "
+            "which outranks it: not graded"
         )
 
 
