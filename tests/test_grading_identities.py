@@ -344,3 +344,22 @@ def test_whole_run_identities_links_and_totals(tmp_path):
     assert (tmp_path / "merged" / "gradebook.csv").read_text() == (
         tmp_path / "out" / "gradebook.csv"
     ).read_text()
+
+
+def test_a_file_that_cannot_be_opened_is_listed_with_the_reason(tmp_path, monkeypatch):
+    """Root reads anything, so the refusal is simulated where the grader opens the file."""
+    import buflesson.grading.submissions as submissions
+
+    put(tmp_path / "c" / "ann" / f"{LESSON}.ipynb", answer_nb())
+    locked = put(tmp_path / "c" / "bea" / f"{LESSON}.ipynb", answer_nb())
+    real_open = os.open
+
+    def refuse(path, *args, **kwargs):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(submissions.os, "open", refuse)
+    subs = {s.student: s for s in find([tmp_path / "c"], [LESSON])}
+    assert subs["ann"].ok and subs["bea"].status == "invalid"
+    assert subs["bea"].problem == "cannot read the file: Permission denied"
