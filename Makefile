@@ -67,7 +67,9 @@ lesson: $(STAMP)
 	@test -n "$(N)" || { echo "usage: make lesson N=03"; exit 2; }
 	@ls notebooks/answers/$(N)-*.ipynb >/dev/null 2>&1 || { echo "no lesson notebooks/answers/$(N)-*.ipynb"; exit 2; }
 	$(BIN)/buflesson notebooks --only '$(N)-*'
-	$(BIN)/python -m pytest -p no:cacheprovider -q $(wildcard tests/test_exercises_lesson$(N).py) tests/test_check.py
+	$(BIN)/ruff check buflesson tests notebooks/answers/$(N)-*.ipynb
+	$(BIN)/python -m pytest -p no:cacheprovider -q $(wildcard tests/test_exercises_lesson$(N).py) \
+		tests/test_check.py tests/test_corpus.py
 	$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_authoring.py -k '$(N)-'
 	$(BIN)/python -m pytest -p no:cacheprovider -q notebooks/$(N)-*.ipynb notebooks/answers/$(N)-*.ipynb $(NBVAL_FLAGS)
 
