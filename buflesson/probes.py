@@ -18,10 +18,13 @@ from torch import nn
 from buflesson.checks import Fail, NotAttempted
 from buflesson.inventory import (
     BUFFER,
+    COMPUTED,
+    EXTRA_STATE,
     NON_PERSISTENT_BUFFER,
     NONE_BUFFER,
     PARAMETER,
     PLAIN,
+    REFERENCE,
     inventory,
 )
 
@@ -105,6 +108,19 @@ _HINTS = {
     ),
     NONE_BUFFER: (
         "{name!r} is registered as a buffer but holds None, so it is neither saved nor moved.",
+        "Register the tensor itself: self.register_buffer({name!r}, tensor).",
+    ),
+    REFERENCE: (
+        "{name!r} is a plain attribute that points at another registered tensor: it is not saved "
+        "under its own name, and after .to() it can still hold the old tensor.",
+        "Register the tensor under this name itself: self.register_buffer({name!r}, tensor).",
+    ),
+    COMPUTED: (
+        "{name!r} is computed from other tensors (a parametrization or weight_norm), not stored.",
+        "Register the tensor itself: self.register_buffer({name!r}, tensor).",
+    ),
+    EXTRA_STATE: (
+        "{name!r} is a state_dict() entry the module writes itself, not a registered tensor.",
         "Register the tensor itself: self.register_buffer({name!r}, tensor).",
     ),
 }
