@@ -11,7 +11,7 @@ export PYTHONHASHSEED := 0
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 120
 
-.PHONY: lab test test-e2e lint format notebooks clean
+.PHONY: lab test test-e2e lint format notebooks lesson clean
 
 # Install once; again only when the pins or the package metadata change.
 $(STAMP): pyproject.toml constraints.txt
@@ -54,6 +54,16 @@ format: $(STAMP)
 # Maintainers: regenerate the student notebooks from the answer notebooks and re-run both.
 notebooks: $(STAMP)
 	$(BIN)/buflesson notebooks
+
+# Maintainers: regenerate one lesson (make lesson N=03) and run exactly its tests: its checks' corpus,
+# the generator's tests for it, and strict nbval on its answer and student notebooks.
+lesson: $(STAMP)
+	@test -n "$(N)" || { echo "usage: make lesson N=03"; exit 2; }
+	@ls notebooks/answers/$(N)-*.ipynb >/dev/null 2>&1 || { echo "no lesson notebooks/answers/$(N)-*.ipynb"; exit 2; }
+	$(BIN)/buflesson notebooks --only '$(N)-*'
+	$(BIN)/python -m pytest -p no:cacheprovider -q $(wildcard tests/test_exercises_lesson$(N).py) tests/test_check.py
+	$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_authoring.py -k '$(N)-'
+	$(BIN)/python -m pytest -p no:cacheprovider -q notebooks/$(N)-*.ipynb notebooks/answers/$(N)-*.ipynb $(NBVAL_FLAGS)
 
 clean:
 	find . -name __pycache__ -o -name .ipynb_checkpoints -o -name .pytest_cache -o -name .ruff_cache | xargs rm -rf

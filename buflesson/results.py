@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 PASSED = "passed"
@@ -16,6 +17,11 @@ _COLOURS = {
     FAILED: ("#fdecea", "#b3261e", "#4a0d0a"),
     NOT_ATTEMPTED: ("#eef1f5", "#5f6b7a", "#1f2933"),
 }
+
+
+def _html(text: str) -> str:
+    """Escaped text, with `code` spans (as in the lessons' markdown) in code font."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 @dataclass(frozen=True)
@@ -49,14 +55,14 @@ class CheckResult:
         fill, border, text = _COLOURS[self.status]
         hint = ""
         if self.hint:
-            hint = f'<div style="margin-top:4px"><b>Hint:</b> {html.escape(self.hint)}</div>'
+            hint = f'<div style="margin-top:4px"><b>Hint:</b> {_html(self.hint)}</div>'
         return (
             f'<div class="buflesson-check buflesson-{self.status.replace(" ", "-")}" '
             f'style="background:{fill};color:{text};border-left:6px solid {border};'
             f'padding:8px 12px;margin:4px 0;border-radius:4px;font-family:sans-serif">'
             f"<b>{_LABELS[self.status]}</b> &middot; Exercise {html.escape(self.exercise)}: "
-            f"{html.escape(self.title)}"
-            f'<div style="margin-top:4px">{html.escape(self.message)}</div>{hint}</div>'
+            f"{_html(self.title)}"
+            f'<div style="margin-top:4px">{_html(self.message)}</div>{hint}</div>'
         )
 
     def to_dict(self) -> dict[str, str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from buflesson.checks import Fail, NotAttempted, exercise
+from buflesson.checks import Fail, NotAttempted
 from buflesson.inventory import inventory
+from buflesson.legacy_probes import build_isolated, legacy_exercise, move, same
 from buflesson.models import SEED, plain_offset_model, sample_input
-from buflesson.probes import build_isolated, move, same
 
 FIXED_DEVICE_HINT = (
     "A tensor made inside forward with torch.arange(...) or torch.ones(...) lands on the CPU unless you "
@@ -41,7 +41,7 @@ def _forward(model: nn.Module, x: torch.Tensor, where: str, hint: str = FIXED_DE
     return out
 
 
-@exercise(
+@legacy_exercise(
     "2.1",
     "Create the ramp on the input's device",
     passed="The ramp is made where the input lives: forward works on cpu, on meta and in float64.",
@@ -97,9 +97,9 @@ def _dtype_name(value: object) -> str | None:
     return None
 
 
-@exercise(
+@legacy_exercise(
     "2.2",
-    "Predict what .half() converts",
+    "Predict what `.half()` converts",
     passed="Right: .half() converts the parameters and skips the plain attribute.",
 )
 def predict_half(answer: object) -> None:

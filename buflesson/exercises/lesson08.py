@@ -6,12 +6,13 @@ import torch
 from torch import nn
 
 from buflesson.audit import audit
-from buflesson.checks import Fail, exercise
+from buflesson.checks import Fail
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER
-from buflesson.probes import (
+from buflesson.legacy_probes import (
     build_isolated,
     call_student,
     expect_kind,
+    legacy_exercise,
     load_strict,
     move,
     same,
@@ -47,7 +48,7 @@ def _runs_on_meta(answer: object, x: torch.Tensor) -> None:
         )
 
 
-@exercise(
+@legacy_exercise(
     "8.1",
     "Read the statistics by name, not through a list",
     passed="mean and std are read by name: after .double() and a load, forward uses the loaded values.",
@@ -79,7 +80,7 @@ def fresh_statistics(answer: object) -> None:
     _runs_on_meta(answer, x)
 
 
-@exercise(
+@legacy_exercise(
     "8.2",
     "Register the mask so that it moves with the model",
     passed="mask moves with .to() and .double(), and checkpoints of the published model still load.",
@@ -116,7 +117,7 @@ def registered_mask(answer: object) -> None:
     _runs_on_meta(answer, x)
 
 
-@exercise(
+@legacy_exercise(
     "8.3",
     "Save the running peak",
     passed="peak is saved: a model reloaded from a checkpoint computes what the trained one does.",
