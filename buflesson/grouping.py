@@ -89,10 +89,7 @@ def _split(pattern: str, members: list[tuple[tuple[int, ...], T]]) -> list[tuple
     for value in columns[0]:
         rest = [(numbers[1:], item) for numbers, item in members if numbers[0] == value]
         fixed = pattern[:first_slot] + str(value) + pattern[first_slot + 1 :]
-        if width == 1:
-            out.append((fixed, [item for _, item in rest]))
-        else:
-            out += _split(fixed, rest)
+        out += _split(fixed, rest)  # one number alone always forms a full grid, so this ends
     return out
 
 

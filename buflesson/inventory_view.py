@@ -158,12 +158,13 @@ def look_at(rows: Sequence[TensorRow]) -> list[tuple[str, str]]:
         ),
         (COMPUTED, "computed", "{n} ({names}): recomputed from registered tensors, not saved themselves."),
         (EXTRA_STATE, "extra state", "{n} ({names}): saved, but no registered tensor holds them."),
-        (NONE_BUFFER, "None", "{n} ({names}): buffer slots holding None: nothing to save or move."),
+        (NONE_BUFFER, "None", "{n} ({names}) holding None: nothing to save or move."),
     ]
+    words = {EXTRA_STATE: "entry", NONE_BUFFER: "buffer slot"}
     for kind, label, sentence in kinds:
         of_kind = [row for row in rows if row.kind == kind and row.unregistered_in is None]
         if of_kind:
-            count = _plural(len(of_kind), "row" if kind == EXTRA_STATE else "tensor")
+            count = _plural(len(of_kind), words.get(kind, "tensor"))
             notes.append((label, sentence.format(n=count, names=_listed(of_kind))))
     frozen = [row for row in rows if row.frozen]
     if frozen:
