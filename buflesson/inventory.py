@@ -62,11 +62,13 @@ class Inventory:
         *,
         expand: bool = False,
         model_rows: list[TensorRow] | None = None,
+        kinds: tuple[str, ...] = (),
     ) -> None:
         self.rows = rows
         self.title = title
         self.expand = expand
         self.model_rows = model_rows if model_rows is not None else rows
+        self.kinds = kinds
         self._index: dict[str, TensorRow] | None = None
 
     def __iter__(self) -> Iterator[TensorRow]:
@@ -102,20 +104,21 @@ class Inventory:
         """The same inventory showing only rows of these kinds (the summary still covers every row)."""
         wanted = _kinds(kinds)
         rows = [row for row in self.rows if row.kind in wanted]
-        return Inventory(rows, self.title, expand=self.expand, model_rows=self.model_rows)
+        ordered = tuple(kind for kind in KINDS if kind in wanted)
+        return Inventory(rows, self.title, expand=self.expand, model_rows=self.model_rows, kinds=ordered)
 
     def expanded(self) -> Inventory:
         """The same inventory listing every row, repeated blocks not folded."""
-        return Inventory(self.rows, self.title, expand=True, model_rows=self.model_rows)
+        return Inventory(self.rows, self.title, expand=True, model_rows=self.model_rows, kinds=self.kinds)
 
     def __str__(self) -> str:
-        return inventory_view.to_text(self.title, self.model_rows, self.rows, self.expand)
+        return inventory_view.to_text(self.title, self.model_rows, self.rows, self.expand, self.kinds)
 
     def __repr__(self) -> str:
         return str(self)
 
     def _repr_html_(self) -> str:
-        return inventory_view.to_html(self.title, self.model_rows, self.rows, self.expand)
+        return inventory_view.to_html(self.title, self.model_rows, self.rows, self.expand, self.kinds)
 
 
 def _kinds(kinds: Iterable[str]) -> set[str]:

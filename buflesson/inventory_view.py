@@ -229,8 +229,8 @@ def _wrap(text: str, indent: str, first: str | None = None) -> list[str]:
     ) or [first or indent]
 
 
-def summary_text(title: str, rows: Sequence[TensorRow], shown: int, expand: bool) -> list[str]:
-    """The summary: headline, a line per kind, what to look at, and how the rows are shown."""
+def summary_text(title: str, rows: Sequence[TensorRow]) -> list[str]:
+    """The summary: headline, a line per kind, and what to look at."""
     lines = _wrap(headline(title, rows), "  ", first="")
     table = [["kind", "rows", "elements", "bytes"]]
     for total in totals(rows):
@@ -244,9 +244,18 @@ def summary_text(title: str, rows: Sequence[TensorRow], shown: int, expand: bool
         lines.append("  " + "  ".join(cells))
     for label, sentence in look_at(rows):
         lines += _wrap(sentence, " " * 4, first=f"  {label}: ")
-    if len(rows) > shown:
-        lines.append(f"{len(rows)} rows shown as {shown}: repeated blocks folded (expand=True lists each).")
     return lines
+
+
+def status(all_rows: Sequence[TensorRow], rows: Sequence[TensorRow], lines: int, kinds: Sequence[str]) -> str:
+    """How the rows are shown: filtered by kind, folded, or every one ('' when nothing to say)."""
+    folded = lines < len(rows)
+    how = "repeated blocks folded (expand=True lists each)"
+    if len(rows) < len(all_rows) or kinds:
+        which = " and ".join(kinds) if kinds else "selected"
+        text = f"Showing {which} rows only: {len(rows)} of {len(all_rows)}"
+        return text + (f", as {lines} lines: {how}." if folded else ".")
+    return f"{len(rows)} rows shown as {lines}: {how}." if folded else ""
 
 
 def table_text(rows: Sequence[TensorRow], expand: bool) -> list[str]:
@@ -385,7 +394,7 @@ def _html_row(group: Group[TensorRow]) -> str:
     return f"<tr class='{_kind_class(row.kind)}'>{''.join(cells)}</tr>"
 
 
-def _summary_html(title: str, rows: Sequence[TensorRow], shown: int) -> str:
+def _summary_html(title: str, rows: Sequence[TensorRow]) -> str:
     parts = [f"<div class='bl-head'>{html.escape(headline(title, rows))}</div>"]
     body = []
     for total in totals(rows):
@@ -405,15 +414,16 @@ def _summary_html(title: str, rows: Sequence[TensorRow], shown: int) -> str:
     if notes:
         items = "".join(f"<li><b>{html.escape(label)}</b>: {_marked(text)}</li>" for label, text in notes)
         parts.append(f"<ul class='bl-look'>{items}</ul>")
-    if len(rows) > shown:
-        parts.append(
-            f"<div class='bl-dim'>{len(rows)} rows shown as {shown}: repeated blocks folded, "
-            "<span class='bl-mono'>expand=True</span> lists each.</div>"
-        )
     return "".join(parts)
 
 
-def to_html(title: str, all_rows: Sequence[TensorRow], rows: Sequence[TensorRow], expand: bool) -> str:
+def to_html(
+    title: str,
+    all_rows: Sequence[TensorRow],
+    rows: Sequence[TensorRow],
+    expand: bool,
+    kinds: Sequence[str] = (),
+) -> str:
     """The summary of `all_rows`, then `rows` as a table, in one self-styled block."""
     shown = groups(rows, expand)
     flags = COLUMNS[2:6]
@@ -426,18 +436,28 @@ def to_html(title: str, all_rows: Sequence[TensorRow], rows: Sequence[TensorRow]
     body = "".join(_html_row(group) for group in shown)
     if not rows:
         body = f"<tr><td class='bl-name' colspan='{len(COLUMNS)}'>(no tensors)</td></tr>"
+    line = status(all_rows, rows, len(shown), kinds)
+    line = (
+        f"<div class='bl-dim'>{_marked(line.replace('expand=True', '`expand=True`'))}</div>" if line else ""
+    )
     return (
         f"<div class='bl-inv'><style>{_STYLE.strip()}{_kind_css()}</style>"
-        f"{_summary_html(title, all_rows, len(shown) + len(all_rows) - len(rows))}"
+        f"{_summary_html(title, all_rows)}{line}"
         f"<div class='bl-scroll'><table class='bl-t bl-rows'><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></div></div>"
     )
 
 
-def to_text(title: str, all_rows: Sequence[TensorRow], rows: Sequence[TensorRow], expand: bool) -> str:
+def to_text(
+    title: str,
+    all_rows: Sequence[TensorRow],
+    rows: Sequence[TensorRow],
+    expand: bool,
+    kinds: Sequence[str] = (),
+) -> str:
     """The summary of `all_rows`, then `rows` as an aligned table; every line at most 100 columns."""
-    shown = len(groups(rows, expand))
-    lines = summary_text(title, all_rows, shown + len(all_rows) - len(rows), expand)
-    if len(rows) < len(all_rows):
-        lines.append(f"Showing {len(rows)} of {len(all_rows)} rows.")
+    lines = summary_text(title, all_rows)
+    line = status(all_rows, rows, len(groups(rows, expand)), kinds)
+    if line:
+        lines += _wrap(line, "  ", first="")
     return "\n".join([*lines, "", *table_text(rows, expand)])

@@ -375,7 +375,10 @@ def test_a_kind_filter_keeps_the_summary_of_the_whole_model():
     table = inventory(Stack(), kind="non-persistent buffer")
     assert table.names() == ["mask"]
     text = str(table)
-    assert "Showing 1 of 51 rows" in text and "parameter" in text.split("\n\n")[0]
+    assert "Showing non-persistent buffer rows only: 1 of 51." in text
+    assert "parameter" in text.split("\n\n")[0]
+    html = table._repr_html_()
+    assert html.count("<tr class=") == 1 + 2  # the row, and the summary's two kinds
     assert inventory(Stack()).only(BUFFER, NON_PERSISTENT_BUFFER).names() == ["mask"]
     with pytest.raises(ValueError, match="unknown kind 'buffers'; kinds: parameter, buffer"):
         inventory(Stack(), kind="buffers")
