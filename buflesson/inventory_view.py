@@ -148,7 +148,7 @@ def look_at(rows: Sequence[TensorRow]) -> list[tuple[str, str]]:
             )
         )
     kinds = [
-        (PLAIN, "plain", "{n} ({names}): PyTorch does not track them: not saved, not moved by .to()."),
+        (PLAIN, "plain", "{n} ({names}) that PyTorch does not track: not saved, not moved by .to()."),
         (REFERENCE, "references", "{n} ({names}): plain attributes that point at registered tensors."),
         (
             NON_PERSISTENT_BUFFER,
