@@ -192,7 +192,7 @@ def _row_key(row: TensorRow) -> object:
     """What must be equal for rows to fold into one line; None: never folded."""
     if row.aliases:
         return None
-    return (row.kind, tuple(row.cells()[1:]), row.note)
+    return (row.kind, row.module, tuple(row.cells()[1:]), row.note)
 
 
 def groups(rows: Sequence[TensorRow], expand: bool) -> list[Group[TensorRow]]:

@@ -45,7 +45,7 @@ class TensorRow:
     on `model.parameters()` changes its values. `refers_to` names the registered
     tensor a reference points at, `sources` those a computed tensor comes from, and
     `unregistered_in` the module, kept in a plain attribute, that holds a tensor
-    PyTorch never sees.
+    PyTorch never sees; `module` is the type name of the module that holds the tensor.
     """
 
     name: str
@@ -65,6 +65,7 @@ class TensorRow:
     elements: int | None = None
     nbytes: int | None = None
     unregistered_in: str | None = None
+    module: str = ""
 
     @property
     def names(self) -> tuple[str, ...]:

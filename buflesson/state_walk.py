@@ -54,6 +54,7 @@ class _Entry:
         "info",
         "in_sd",
         "hidden_in",
+        "module",
     )
 
     def __init__(self, name: str, kind: str, tensor: torch.Tensor | None, info: dict | None = None) -> None:
@@ -67,6 +68,7 @@ class _Entry:
         self.info = info if info is not None else (describe(tensor) if tensor is not None else None)
         self.in_sd = False
         self.hidden_in: str | None = None
+        self.module = ""  # the type name of the module that holds it
 
 
 class _Owned:
@@ -120,7 +122,7 @@ class _Walk:
             owned = self.owned[key]
             for name, param in module._parameters.items():
                 if param is not None:
-                    self._register(prefix + name, PARAMETER, param, owned)
+                    self._register(prefix + name, PARAMETER, param, owned, module)
             persistent_off = module._non_persistent_buffers_set
             for name, buf in module._buffers.items():
                 if buf is None:
@@ -129,19 +131,21 @@ class _Walk:
                         self._alias(self.empty[slot], prefix + name)
                     else:
                         entry = _Entry(prefix + name, NONE_BUFFER, None, _NO_TENSOR)
+                        entry.module = type(module).__name__
                         self.empty[slot] = entry
                         self.names[entry.name] = entry
                         owned.registered.append(entry)
                     continue
                 kind = NON_PERSISTENT_BUFFER if name in persistent_off else BUFFER
-                self._register(prefix + name, kind, buf, owned)
+                self._register(prefix + name, kind, buf, owned, module)
 
-    def _register(self, name: str, kind: str, tensor: torch.Tensor, owned: _Owned) -> None:
+    def _register(self, name: str, kind: str, tensor: torch.Tensor, owned: _Owned, module: nn.Module) -> None:
         entry = self.tensors.get(id(tensor))
         if entry is not None:
             self._alias(entry, name)
             return
         entry = _Entry(name, kind, tensor)
+        entry.module = type(module).__name__
         if is_uninitialized(tensor):
             entry.note = "uninitialized (lazy module): the first forward sets its shape"
         self.tensors[id(tensor)] = entry
@@ -161,8 +165,10 @@ class _Walk:
         for module in self.modules:
             key = id(module)
             prefix = self.prefixes[key][0]
-            parametrizations = module._modules.get("parametrizations")
-            if parametrizations is not None and isinstance(parametrizations, nn.ModuleDict):
+            parametrizations = (
+                module._modules["parametrizations"] if "parametrizations" in module._modules else None
+            )
+            if isinstance(parametrizations, nn.ModuleDict):
                 for tensor_name, chain in parametrizations.items():
                     self._parametrized(module, prefix, tensor_name, chain)
             for hook in module._forward_pre_hooks.values():
@@ -191,6 +197,7 @@ class _Walk:
         first = getattr(chain, originals[0]) if originals else None
         info = _parametrized_info(chain, first)
         entry = _Entry(prefix + tensor_name, COMPUTED, None, info)
+        entry.module = type(module).__name__
         entry.sources = sources
         steps = ", ".join(type(step).__name__ for step in chain)
         entry.note = f"computed on access from {_names(sources)} by {steps} (torch.nn.utils.parametrize)"
@@ -207,21 +214,25 @@ class _Walk:
             owned = self.owned[key]
             recomputed = hooked.get(key, {})
             for prefix in self.prefixes[key]:
+                holder = type(module).__name__
                 for name, value, container in _attribute_values(module):
                     if isinstance(value, nn.Module):
                         self._hidden_module(prefix + name, value, container, owned)
                     elif name in recomputed:
-                        self._recomputed(prefix + name, value, recomputed[name], owned)
+                        self._recomputed(prefix + name, value, recomputed[name], owned, holder)
                     else:
-                        self._plain_tensor(prefix + name, value, container, owned, None)
+                        self._plain_tensor(prefix + name, value, container, owned, holder)
 
-    def _recomputed(self, name: str, tensor: torch.Tensor, how: tuple[str, tuple[str, ...]], owned: _Owned):
+    def _recomputed(
+        self, name: str, tensor: torch.Tensor, how: tuple[str, tuple[str, ...]], owned: _Owned, holder: str
+    ) -> None:
         entry = self.untracked.get(id(tensor))
         if entry is not None:
             self._alias(entry, name)
             return
         label, sources = how
         entry = _Entry(name, COMPUTED, tensor)
+        entry.module = holder
         entry.sources = sources
         entry.note = f"recomputed from {_names(sources)} before each forward by the {label} hook"
         self.untracked[id(tensor)] = entry
@@ -234,7 +245,8 @@ class _Walk:
         tensor: torch.Tensor,
         container: str,
         owned: _Owned,
-        holder: str | None,
+        holder: str,
+        note: str | None = None,
         hidden_in: str | None = None,
     ) -> None:
         entry = self.untracked.get(id(tensor))
@@ -249,11 +261,12 @@ class _Walk:
             entry.note = f"a view of the {what} (shares its memory)" if view else f"refers to the {what}"
         else:
             entry = _Entry(name, PLAIN, tensor)
-            if holder is not None:
-                entry.note = holder
+            if note is not None:
+                entry.note = note
             elif isinstance(tensor, nn.Parameter):
                 entry.note = f"an nn.Parameter kept in a plain {container}: never registered"
         entry.hidden_in = hidden_in
+        entry.module = holder
         self.untracked[id(tensor)] = entry
         self.names.setdefault(name, entry)
         owned.plain.append(entry)
@@ -271,18 +284,18 @@ class _Walk:
                 if id(sub) in self.prefixes:
                     continue
                 prefix = f"{name}.{path}." if path else f"{name}."
-                holder = f"{{what}} of a {type(sub).__name__} kept in a plain {container}: never registered"
+                kind = type(sub).__name__
                 for key, tensor in (*sub._parameters.items(), *sub._buffers.items()):
                     if tensor is None:
                         continue
                     what = "a parameter" if key in sub._parameters else "a buffer"
-                    note = holder.format(what=what)
-                    self._plain_tensor(prefix + key, tensor, container, owned, note, top)
+                    note = f"{what} of a {kind} kept in a plain {container}: never registered"
+                    self._plain_tensor(prefix + key, tensor, container, owned, kind, note, top)
                 for attr, value, inner in _attribute_values(sub):
                     if isinstance(value, nn.Module):
                         self._hidden_module(prefix + attr, value, inner, owned, top)
                     else:
-                        self._plain_tensor(prefix + attr, value, inner, owned, None, top)
+                        self._plain_tensor(prefix + attr, value, inner, owned, kind, None, top)
         finally:
             self._active.discard(id(module))
 
@@ -323,6 +336,7 @@ class _Walk:
                 continue
             module, prefix = _owner(key, owners)
             entry = _Entry(key, EXTRA_STATE, None, _value_info(value))
+            entry.module = type(module).__name__
             entry.in_sd = True
             entry.note = _extra_note(key[len(prefix) :], module, value, entry.info)
             self.names[key] = entry
@@ -381,6 +395,7 @@ def _row(entry: _Entry) -> TensorRow:
         elements=info["elements"],
         nbytes=info["nbytes"],
         unregistered_in=entry.hidden_in,
+        module=entry.module,
     )
 
 

@@ -356,8 +356,9 @@ def test_repeated_blocks_are_folded_and_expand_lists_every_row():
     table = inventory(Stack())
     text = str(table)
     assert "blocks.{0..11}.0.weight" in text and "blocks.3.0.weight" not in text
-    assert "blocks.{0..11}.{0,1}.bias" in text  # Linear and LayerNorm biases look alike
-    assert "51 rows shown as 6: repeated blocks folded (expand=True lists each)." in text
+    assert "blocks.{0..11}.1.bias" in text  # a LayerNorm's bias is not folded with a Linear's
+    assert table["blocks.0.1.bias"].module == "LayerNorm"
+    assert "51 rows shown as 7: repeated blocks folded (expand=True lists each)." in text
     assert "12 alike" in table._repr_html_()
     expanded = str(inventory(Stack(), expand=True))
     assert "blocks.3.0.weight" in expanded and "{0..11}" not in expanded
