@@ -50,11 +50,15 @@ PLAIN_TENSOR = "plain tensor"
 UNSAVED_STATE = "unsaved state"
 FORWARD_FAILS = "forward fails"
 
-CONVERSIONS = (
-    ".to(), .cuda(), .double() and .half() replace a buffer with a new tensor whenever the conversion "
-    "changes its device or dtype (one that changes nothing keeps the same object); a parameter keeps "
-    "its nn.Parameter object and gets new .data, except with .to('meta'), which replaces parameters too."
+BUFFER_RULE = (
+    ".to(), .cuda(), .double() and .half() replace a buffer with a new tensor whenever they change its "
+    "device or dtype (a conversion that changes nothing keeps the same object)"
 )
+PARAMETER_RULE = (
+    "they keep a parameter's nn.Parameter object but give it new .data (.to('meta') replaces the object too)"
+)
+CONVERSIONS = f"{BUFFER_RULE}; {PARAMETER_RULE}."
+"""What PyTorch's conversions do to the tensors a plain attribute may hold (torch 2.13, `Module._apply`)."""
 
 
 @dataclass(frozen=True)
@@ -240,14 +244,20 @@ def _reference_findings(model: nn.Module, table: Inventory, modules: dict[str, n
             Finding(
                 name,
                 STALE_REFERENCE,
-                f"It is {_describe(row, target)}, kept in a plain attribute. {CONVERSIONS} So after a move "
-                f"{name} still holds the old tensor: its device, dtype and values no longer follow "
+                f"It is {_describe(row, target)}, kept in a plain attribute. {_rule(target)}, so after a "
+                f"move {name} still holds the old tensor: its device, dtype and values no longer follow "
                 "the model.",
                 f"Keep the name, not the tensor: read {read} where you need it (or use a @property "
                 "that returns it).",
             )
         )
     return findings
+
+
+def _rule(target: TensorRow) -> str:
+    if target.kind == PARAMETER:
+        return f".to(), .cuda(), .double() and .half() {PARAMETER_RULE.removeprefix('they ')}"
+    return BUFFER_RULE
 
 
 def _describe(row: TensorRow, target: TensorRow) -> str:

@@ -8,6 +8,7 @@ attributes PyTorch does not track are added (see `buflesson.state_walk`).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Iterator
 
 from torch import nn
@@ -89,8 +90,11 @@ class Inventory:
         """The row of the tensor called `name`, by its first name or any other."""
         row = self._names().get(name)
         if row is None:
-            names = ", ".join(self.names())
-            raise KeyError(f"no tensor named {name!r}; names: {names}")
+            close = difflib.get_close_matches(str(name), list(self._names()), n=3)
+            names = self.names()
+            shown = ", ".join(names[:12]) + (f" (+{len(names) - 12} more)" if len(names) > 12 else "")
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise KeyError(f"no tensor named {name!r}{hint} Names: {shown}")
         return row
 
     def __contains__(self, name: object) -> bool:

@@ -264,7 +264,7 @@ def test_python_path():
 
 def test_the_conversion_rule_is_what_pytorch_does():
     """The sentence every stale-reference message quotes, checked on the pinned torch."""
-    assert "one that changes nothing keeps the same object" in CONVERSIONS
+    assert "a conversion that changes nothing keeps the same object" in CONVERSIONS
     model = nn.Linear(2, 2)
     model.register_buffer("b", torch.zeros(2))
     weight, buf = model.weight, model.b

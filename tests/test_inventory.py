@@ -133,6 +133,8 @@ def test_non_module_argument_raises_type_error_that_says_what_was_expected(bad):
 def test_unknown_name_lookup_lists_the_names():
     with pytest.raises(KeyError, match="linear.weight"):
         inventory(Mixed())["nope"]
+    with pytest.raises(KeyError, match=r"did you mean blocks\.\d\.0\.weight.*\(\+39 more\)"):
+        inventory(Stack())["blocks.0.weight"]
 
 
 # -- one tensor, several names --------------------------------------------------------------
