@@ -13,9 +13,10 @@ Four problems, each a mistake people report in public issue trackers:
   references still point at the model's tensors afterwards.
 - plain tensor: any other tensor kept as a plain attribute. It is not saved and
   does not move with the model. A cache that the module empties itself, in its own
-  `train()` or `_apply()` (timm's LeViT attention biases), is no problem.
-- unsaved state: a non-persistent buffer that changes when the model runs in
-  training mode. Found only when `audit` is given a `sample` input.
+  `train()` or `_apply()` (timm's LeViT attention biases), is no problem, nor is a
+  0-dim CPU tensor, which PyTorch treats as a number next to tensors of any device.
+- unsaved state: a non-persistent buffer or a plain 0-dim tensor that changes when
+  the model runs in training mode. Found only when `audit` is given a `sample` input.
 
 Tensors that `torch.nn.utils` recomputes (weight_norm, spectral_norm, pruning,
 parametrizations) are computed, not plain, and are never reported.
@@ -350,8 +351,15 @@ def _cleared_by_module(
     return cleared
 
 
+def is_scalar(row: TensorRow) -> bool:
+    """A 0-dim tensor on the CPU: in arithmetic with tensors on any device or of any dtype PyTorch
+    treats it as a Python number, so leaving it behind at `.to()` breaks nothing. Only a change to
+    it (state that is not saved) is a problem, which needs `audit(model, sample)` to see."""
+    return row.shape == () and row.device == "cpu"
+
+
 def _plain_findings(model: nn.Module, table: Inventory, modules: dict[str, nn.Module]) -> list[Finding]:
-    plain = [row for row in table if row.kind == PLAIN and row.unregistered_in is None]
+    plain = [row for row in table if row.kind == PLAIN and row.unregistered_in is None and not is_scalar(row)]
     if not plain:
         return []
     cleared = _cleared_by_module(model, table, plain, modules)
@@ -418,20 +426,27 @@ def _unsaved_findings(table: Inventory, model: nn.Module, sample: object) -> tup
     after = inventory(twin)
     findings = []
     for row in table:
-        if row.kind != NON_PERSISTENT_BUFFER or row.name not in after or row.shape is None:
+        scalar = row.kind == PLAIN and row.unregistered_in is None and is_scalar(row)
+        if not (row.kind == NON_PERSISTENT_BUFFER or scalar) or row.name not in after or row.shape is None:
             continue
         new = after[row.name].tensor
-        if new is None or new.shape != row.tensor.shape or not torch.equal(new.cpu(), row.tensor.cpu()):
-            findings.append(
-                Finding(
-                    row.name,
-                    UNSAVED_STATE,
-                    "A non-persistent buffer that changed when the model ran in training mode: it is "
-                    "state the model learns, yet state_dict() leaves it out, so every checkpoint loses "
-                    "it and a reloaded model starts again from its initial value.",
-                    "Register it with persistent=True (the default) so it is saved.",
-                )
+        if new is not None and new.shape == row.tensor.shape and torch.equal(new.cpu(), row.tensor.cpu()):
+            continue
+        if scalar:
+            message = (
+                "A plain 0-dim tensor that changed when the model ran in training mode: it is state, "
+                "yet PyTorch does not track it, so state_dict() leaves it out and every checkpoint "
+                "loses it."
             )
+            fix = "Register it as a buffer: self.register_buffer(name, tensor), so it is saved and moved."
+        else:
+            message = (
+                "A non-persistent buffer that changed when the model ran in training mode: it is "
+                "state the model learns, yet state_dict() leaves it out, so every checkpoint loses "
+                "it and a reloaded model starts again from its initial value."
+            )
+            fix = "Register it with persistent=True (the default) so it is saved."
+        findings.append(Finding(row.name, UNSAVED_STATE, message, fix))
     return findings, []
 
 
@@ -439,7 +454,8 @@ def audit(model: nn.Module, sample: object = None) -> Audit:
     """Find state problems in `model`: unregistered modules, stale references, plain tensors, unsaved state.
 
     With `sample` (an input for `model(sample)`), a copy of the model also runs one
-    forward pass in training mode, to find non-persistent buffers that change. The
+    forward pass in training mode, to find non-persistent buffers and plain 0-dim
+    tensors that change (a plain 0-dim CPU tensor that never changes is no problem). The
     model itself is never changed, and the random number generator is left as it was.
     """
     if not isinstance(model, nn.Module):
@@ -456,9 +472,18 @@ def audit(model: nn.Module, sample: object = None) -> Audit:
     if sample is not None:
         unsaved, notes = _unsaved_findings(table, model, sample)
         findings += unsaved
-    elif table.names(NON_PERSISTENT_BUFFER):
-        notes.append(
-            "non-persistent buffers were not run: pass audit(model, sample) to check that none of "
-            "them changes while the model trains."
-        )
+    else:
+        unchecked = [
+            what
+            for what, present in (
+                ("non-persistent buffers", table.names(NON_PERSISTENT_BUFFER)),
+                ("plain 0-dim tensors", [r for r in table if r.kind == PLAIN and is_scalar(r)]),
+            )
+            if present
+        ]
+        if unchecked:
+            notes.append(
+                f"{' and '.join(unchecked)} were not run: pass audit(model, sample) to check that none of "
+                "them changes while the model trains."
+            )
     return Audit(table.title, findings, len(table), notes)

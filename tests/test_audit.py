@@ -274,3 +274,32 @@ def test_the_conversion_rule_is_what_pytorch_does():
     assert model.b is not buf and model.weight is weight and weight.dtype == torch.float64
     model.to("meta")
     assert model.weight is not weight
+
+
+class Scalars(nn.Module):
+    """Mimi's convolutions keep 0-dim paddings as plain tensors; a step counter is state."""
+
+    def __init__(self, counts: bool) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+        self.register_buffer("padding_total", torch.tensor(4), persistent=False)
+        self.padding_right = self.padding_total // 2
+        self.steps = torch.tensor(0)
+        self.counts = counts
+
+    def forward(self, x):
+        if self.training and self.counts:
+            self.steps = self.steps + 1
+        return self.linear(x) * self.padding_right
+
+
+def test_a_0_dim_cpu_tensor_is_a_number_to_pytorch_unless_it_changes():
+    constant = audit(Scalars(counts=False), torch.randn(2, 3))
+    assert constant.ok, str(constant)
+    counting = audit(Scalars(counts=True), torch.randn(2, 3))
+    assert counting.problems() == {"steps": UNSAVED_STATE}
+    assert "register_buffer" in counting.findings[0].fix
+    assert "plain 0-dim tensors were not run" in str(audit(Scalars(counts=True)))
+    # what makes it harmless: next to tensors of another device or dtype it acts as a number
+    model = Scalars(counts=False).to("meta").half()
+    assert model(torch.ones(2, 3, device="meta", dtype=torch.half)).dtype == torch.half
