@@ -207,7 +207,26 @@ def _copy(module: nn.Module, table: Inventory) -> nn.Module:
 # -- references -----------------------------------------------------------------------------
 
 
-def _stale_after_conversion(model: nn.Module, table: Inventory, names: list[str]) -> set[str]:
+def _references(table: Inventory) -> dict[str, tuple[TensorRow, bool]]:
+    """Each plain attribute that holds a registered tensor (True) or a view of one (False), with the
+    registered tensor's row."""
+    found: dict[str, tuple[TensorRow, bool]] = {}
+    for row in table:
+        for name in row.held_by:
+            found[name] = (row, True)
+        if row.kind == REFERENCE and row.unregistered_in is None and row.refers_to in table:
+            found[row.name] = (table[row.refers_to], False)
+    return found
+
+
+def _still_held(table: Inventory, name: str) -> bool:
+    row = table._names().get(name)
+    return row is not None and (name in row.held_by or row.kind == REFERENCE)
+
+
+def _stale_after_conversion(
+    model: nn.Module, table: Inventory, references: dict[str, tuple[TensorRow, bool]]
+) -> set[str]:
     """Which references stop pointing at the model's tensors when the model is converted.
 
     `.to()`, `.cuda()`, `.double()` and `.half()` all go through `Module._apply(fn)`;
@@ -217,7 +236,9 @@ def _stale_after_conversion(model: nn.Module, table: Inventory, names: list[str]
     buffers are replaced, and parameters keep their object but get new memory, so
     only a reference to the parameter object itself stays valid.
     """
-    by_rule = {name for name in names if not table[name].follows_to}
+    by_rule = {
+        name for name, (target, itself) in references.items() if not (itself and target.kind == PARAMETER)
+    }
     try:
         twin = _copy(model, table)
         with torch.no_grad():
@@ -225,29 +246,31 @@ def _stale_after_conversion(model: nn.Module, table: Inventory, names: list[str]
     except Exception:
         return by_rule
     after = inventory(twin)
-    return {name for name in names if name not in after or after[name].kind != REFERENCE}
+    return {name for name in references if not _still_held(after, name)}
 
 
 def _reference_findings(model: nn.Module, table: Inventory, modules: dict[str, nn.Module]) -> list[Finding]:
-    references = [row.name for row in table if row.kind == REFERENCE and row.unregistered_in is None]
+    references = _references(table)
     if not references:
         return []
     stale = _stale_after_conversion(model, table, references)
     findings = []
-    for name in references:
+    for name, (target, itself) in references.items():
         if name not in stale:
             continue
-        row = table[name]
-        target = table[row.refers_to]
         owner, _ = _split_owner(name, modules)
         read = _self_path(owner, target.name) or python_path(target.name)
+        what = (
+            f"the {target.kind} {target.name!r} itself"
+            if itself
+            else f"a view of the {target.kind} {target.name!r} (it shares its memory)"
+        )
         findings.append(
             Finding(
                 name,
                 STALE_REFERENCE,
-                f"It is {_describe(row, target)}, kept in a plain attribute. {_rule(target)}, so after a "
-                f"move {name} still holds the old tensor: its device, dtype and values no longer follow "
-                "the model.",
+                f"It is {what}, kept in a plain attribute. {_rule(target)}, so after a move {name} still "
+                "holds the old tensor: its device, dtype and values no longer follow the model.",
                 f"Keep the name, not the tensor: read {read} where you need it (or use a @property "
                 "that returns it).",
             )
@@ -259,12 +282,6 @@ def _rule(target: TensorRow) -> str:
     if target.kind == PARAMETER:
         return f".to(), .cuda(), .double() and .half() {PARAMETER_RULE.removeprefix('they ')}"
     return BUFFER_RULE
-
-
-def _describe(row: TensorRow, target: TensorRow) -> str:
-    if row.tensor is target.tensor:
-        return f"the {target.kind} {target.name!r} itself"
-    return f"a view of the {target.kind} {target.name!r} (it shares its memory)"
 
 
 # -- modules kept in plain containers -------------------------------------------------------
@@ -358,6 +375,10 @@ def is_scalar(row: TensorRow) -> bool:
     return row.shape == () and row.device == "cpu"
 
 
+def _plain_scalar(row: TensorRow) -> bool:
+    return row.kind == PLAIN and row.unregistered_in is None and is_scalar(row)
+
+
 def _plain_findings(model: nn.Module, table: Inventory, modules: dict[str, nn.Module]) -> list[Finding]:
     plain = [row for row in table if row.kind == PLAIN and row.unregistered_in is None and not is_scalar(row)]
     if not plain:
@@ -426,7 +447,7 @@ def _unsaved_findings(table: Inventory, model: nn.Module, sample: object) -> tup
     after = inventory(twin)
     findings = []
     for row in table:
-        scalar = row.kind == PLAIN and row.unregistered_in is None and is_scalar(row)
+        scalar = _plain_scalar(row)
         if not (row.kind == NON_PERSISTENT_BUFFER or scalar) or row.name not in after or row.shape is None:
             continue
         new = after[row.name].tensor
@@ -477,7 +498,7 @@ def audit(model: nn.Module, sample: object = None) -> Audit:
             what
             for what, present in (
                 ("non-persistent buffers", table.names(NON_PERSISTENT_BUFFER)),
-                ("plain 0-dim tensors", [r for r in table if r.kind == PLAIN and is_scalar(r)]),
+                ("plain 0-dim tensors", [r for r in table if _plain_scalar(r)]),
             )
             if present
         ]

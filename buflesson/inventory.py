@@ -82,12 +82,13 @@ class Inventory:
         if self._index is None:
             self._index = {}
             for row in self.rows:
-                for name in row.names:
+                for name in (*row.names, *row.held_by):
                     self._index.setdefault(name, row)
         return self._index
 
     def __getitem__(self, name: str) -> TensorRow:
-        """The row of the tensor called `name`, by its first name or any other."""
+        """The row of the tensor called `name`: by its first name, another name, or a plain attribute
+        that holds it."""
         row = self._names().get(name)
         if row is None:
             close = difflib.get_close_matches(str(name), list(self._names()), n=3)

@@ -149,7 +149,7 @@ def look_at(rows: Sequence[TensorRow]) -> list[tuple[str, str]]:
         )
     kinds = [
         (PLAIN, "plain", "{n} ({names}) that PyTorch does not track: not saved, not moved by .to()."),
-        (REFERENCE, "references", "{n} ({names}): plain attributes that point at registered tensors."),
+        (REFERENCE, "views", "{n} ({names}): plain attributes that share a registered tensor's memory."),
         (
             NON_PERSISTENT_BUFFER,
             "not saved",
@@ -166,6 +166,15 @@ def look_at(rows: Sequence[TensorRow]) -> list[tuple[str, str]]:
         if of_kind:
             count = _plural(len(of_kind), words.get(kind, "tensor"))
             notes.append((label, sentence.format(n=count, names=_listed(of_kind))))
+    held = [name for row in rows for name in row.held_by]
+    if held:
+        notes.append(
+            (
+                "held",
+                f"{_plural(len(held), 'plain attribute')} ({short_list(held, mark='`')}) hold registered "
+                "tensors themselves; audit(model) tells whether .to() leaves them behind.",
+            )
+        )
     frozen = [row for row in rows if row.frozen]
     if frozen:
         notes.append(
@@ -190,7 +199,7 @@ def look_at(rows: Sequence[TensorRow]) -> list[tuple[str, str]]:
 
 def _row_key(row: TensorRow) -> object:
     """What must be equal for rows to fold into one line; None: never folded."""
-    if row.aliases:
+    if row.aliases or row.held_by:
         return None
     return (row.kind, row.module, tuple(row.cells()[1:]), row.note)
 
@@ -206,6 +215,9 @@ def _extra_lines(row: TensorRow) -> list[str]:
     lines = []
     if row.aliases:
         lines.append(f"also {', '.join(row.aliases)}")
+    if row.held_by:
+        attributes = "plain attribute" if len(row.held_by) == 1 else "plain attributes"
+        lines.append(f"held by the {attributes} {', '.join(row.held_by)} too")
     if row.note:
         lines.append(row.note)
     return lines

@@ -27,7 +27,7 @@ KIND_MEANINGS = {
     NON_PERSISTENT_BUFFER: "register_buffer(..., persistent=False): moved, not saved",
     NONE_BUFFER: "a buffer slot that holds None: nothing to save or move",
     PLAIN: "a tensor PyTorch does not track: not saved, not moved, not trained",
-    REFERENCE: "a plain attribute that points at a registered tensor (or a view of one)",
+    REFERENCE: "a plain attribute that holds a view of a registered tensor (it shares its memory)",
     COMPUTED: "recomputed from registered tensors (parametrizations, weight_norm, pruning)",
     EXTRA_STATE: "a state_dict() entry the module writes itself (packed quantized weights, extra state)",
 }
@@ -45,7 +45,8 @@ class TensorRow:
     on `model.parameters()` changes its values. `refers_to` names the registered
     tensor a reference points at, `sources` those a computed tensor comes from, and
     `unregistered_in` the module, kept in a plain attribute, that holds a tensor
-    PyTorch never sees; `module` is the type name of the module that holds the tensor.
+    PyTorch never sees; `module` is the type name of the module that holds the tensor;
+    `held_by` the plain attributes that hold this very tensor (`nn.LSTM`'s `_flat_weights`).
     """
 
     name: str
@@ -66,6 +67,7 @@ class TensorRow:
     nbytes: int | None = None
     unregistered_in: str | None = None
     module: str = ""
+    held_by: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -7,7 +7,8 @@ names (tied weights, a module used twice) is one row with the other names as ali
 tensor (packed quantized weights, `get_extra_state`) get rows of their own. Then the
 plain attributes of every module: tensors, and modules kept in plain lists, dicts or
 tuples, whose tensors PyTorch never sees. A plain attribute that holds a registered
-tensor (or a view of one) is a reference; a tensor recomputed from registered ones
+tensor itself is named on that tensor's row (`held_by`); one that holds a view of a
+registered tensor is a reference; a tensor recomputed from registered ones
 (parametrizations, the forward pre-hooks of `weight_norm`, `spectral_norm` and
 pruning) is computed.
 """
@@ -55,6 +56,7 @@ class _Entry:
         "in_sd",
         "hidden_in",
         "module",
+        "held_by",
     )
 
     def __init__(self, name: str, kind: str, tensor: torch.Tensor | None, info: dict | None = None) -> None:
@@ -69,6 +71,7 @@ class _Entry:
         self.in_sd = False
         self.hidden_in: str | None = None
         self.module = ""  # the type name of the module that holds it
+        self.held_by: list[str] = []  # plain attributes that hold this very tensor
 
 
 class _Owned:
@@ -249,16 +252,21 @@ class _Walk:
         note: str | None = None,
         hidden_in: str | None = None,
     ) -> None:
+        registered = self.tensors.get(id(tensor))
+        if registered is not None:  # the registered tensor itself: one tensor, one row
+            if name not in registered.held_by:
+                registered.held_by.append(name)
+            self.names.setdefault(name, registered)
+            return
         entry = self.untracked.get(id(tensor))
         if entry is not None:
             self._alias(entry, name)
             return
-        target, view = self._target(tensor)
+        target = self._viewed(tensor)
         if target is not None:
             entry = _Entry(name, REFERENCE, tensor)
             entry.refers_to = target
-            what = f"{target.kind} {target.name}"
-            entry.note = f"a view of the {what} (shares its memory)" if view else f"refers to the {what}"
+            entry.note = f"a view of the {target.kind} {target.name} (shares its memory)"
         else:
             entry = _Entry(name, PLAIN, tensor)
             if note is not None:
@@ -299,25 +307,21 @@ class _Walk:
         finally:
             self._active.discard(id(module))
 
-    def _target(self, tensor: torch.Tensor) -> tuple[_Entry | None, bool]:
-        """The registered row that `tensor` is, or is a view of; and whether it is a view."""
-        entry = self.tensors.get(id(tensor))
-        if entry is not None:
-            return entry, False
+    def _viewed(self, tensor: torch.Tensor) -> _Entry | None:
+        """The registered row whose memory `tensor` shares (a view, a detached copy), or None."""
         base = tensor._base
         if base is not None and id(base) in self.tensors:
-            return self.tensors[id(base)], True
+            return self.tensors[id(base)]
         storage = _storage(tensor)
         if storage is None:
-            return None, False
+            return None
         if self._storages is None:
             self._storages = {}
             for registered in self.tensors.values():
                 where = _storage(registered.tensor)
                 if where is not None:
                     self._storages.setdefault(where, registered)
-        entry = self._storages.get(storage)
-        return entry, entry is not None
+        return self._storages.get(storage)
 
     # -- state_dict() --------------------------------------------------------------------------
 
@@ -370,11 +374,8 @@ def _row(entry: _Entry) -> TensorRow:
         follows, stepped = True, info["requires_grad"]
     elif kind in (BUFFER, NON_PERSISTENT_BUFFER, COMPUTED):
         follows, stepped = True, False
-    elif kind == REFERENCE and target is not None:
-        same_object = entry.tensor is target.tensor
-        target_stepped = target.kind == PARAMETER and target.info["requires_grad"]
-        follows = same_object and target.kind == PARAMETER
-        stepped = target_stepped
+    elif kind == REFERENCE and target is not None:  # a view: new memory after .to() is not its memory
+        follows, stepped = False, target.kind == PARAMETER and target.info["requires_grad"]
     else:
         follows = stepped = False
     return TensorRow(
@@ -396,6 +397,7 @@ def _row(entry: _Entry) -> TensorRow:
         nbytes=info["nbytes"],
         unregistered_in=entry.hidden_in,
         module=entry.module,
+        held_by=tuple(entry.held_by),
     )
 
 

@@ -300,6 +300,7 @@ def test_a_0_dim_cpu_tensor_is_a_number_to_pytorch_unless_it_changes():
     assert counting.problems() == {"steps": UNSAVED_STATE}
     assert "register_buffer" in counting.findings[0].fix
     assert "plain 0-dim tensors were not run" in str(audit(Scalars(counts=True)))
+    assert not audit(Layers()).notes  # num_batches_tracked of a BatchNorm in a list is no plain scalar
     # what makes it harmless: next to tensors of another device or dtype it acts as a number
     model = Scalars(counts=False).to("meta").half()
     assert model(torch.ones(2, 3, device="meta", dtype=torch.half)).dtype == torch.half

@@ -204,18 +204,24 @@ class TowerNotYet(nn.Module):
 
 RIGHT = {
     "10.1": [predict_tied, tied_from_pytorch, tied_from_inventory, sorted(TIED)],
-    "10.2": [predict_not_saved, not_saved_from_pytorch, list(ROTARY), set(ROTARY)],
+    "10.2": [predict_not_saved, not_saved_from_pytorch, list(ROTARY), tuple(reversed(ROTARY))],
     "10.3": [predict_changed, changed_by_running, changed_from_buffers],
     "10.4": [Tower, TowerSequential, TowerAppend, TowerWrapsTheList],
 }
 
 WRONG = {
     "10.1": [
-        Wrong(TIED - {"lm_head.weight"}, "misses lm_head.weight: T5's config ties", "'also' line"),
-        Wrong({"shared.weight", "lm_head.weight"}, "misses decoder.embed_tokens.weight", "'also' line"),
-        Wrong(TIED - {"shared.weight"}, "misses shared.weight itself", "shared.weight too"),
-        Wrong(TIED | {"encoder.final_layer_norm.weight"}, "is a tensor of its own (shape (32,))", "one row"),
-        Wrong(TIED | {"embed_tokens.weight"}, "no tensor named 'embed_tokens.weight'", "Copy the names"),
+        Wrong(sorted(TIED - {"lm_head.weight"}), "misses lm_head.weight: T5's config ties", "'also' line"),
+        Wrong(["shared.weight", "lm_head.weight"], "misses decoder.embed_tokens.weight", "'also' line"),
+        Wrong(sorted(TIED - {"shared.weight"}), "misses shared.weight itself", "shared.weight too"),
+        Wrong(
+            sorted(TIED | {"encoder.final_layer_norm.weight"}),
+            "is a tensor of its own (shape (32,))",
+            "one row",
+        ),
+        Wrong(
+            sorted(TIED | {"embed_tokens.weight"}), "no tensor named 'embed_tokens.weight'", "Copy the names"
+        ),
         Wrong("shared.weight", "Expected a set of tensor names, got str", "Return a set of strings"),
         Wrong(4, "got int", "Return a set of strings"),
         Wrong({1, 2}, "Every name must be a string", "in quotes"),
@@ -223,8 +229,8 @@ WRONG = {
     ],
     "10.2": [
         Wrong({ROTARY[0]}, "misses model.rotary_emb.original_inv_freq", "kind='non-persistent buffer'"),
-        Wrong({*ROTARY, "lm_head.weight"}, "lm_head.weight is a parameter", "non-persistent buffer"),
-        Wrong({"inv_freq", "original_inv_freq"}, "no tensor named 'inv_freq'", "module path"),
+        Wrong([*ROTARY, "lm_head.weight"], "lm_head.weight is a parameter", "non-persistent buffer"),
+        Wrong(["inv_freq", "original_inv_freq"], "no tensor named 'inv_freq'", "module path"),
         Wrong(set(), "misses model.rotary_emb.inv_freq", "non-persistent buffer"),
         Wrong({ROTARY[0]: 1}, "got dict", "Return a set of strings"),
         Wrong(tiny_gpt2, "got GPT2LMHeadModel", "Return a set of strings"),

@@ -211,53 +211,50 @@ class Holders(nn.Module):
         self.row = self.linear.weight.detach()[1]  # a view of a parameter
 
 
-def test_plain_attributes_that_hold_registered_tensors_are_references_to_them():
+def test_a_plain_attribute_that_holds_a_registered_tensor_is_named_on_its_row():
     table = inventory(Holders())
-    assert table.names(REFERENCE) == ["weights[0]", "first", "by_name['table']", "row"]
-    assert table["weights[0]"].refers_to == "linear.weight"
-    assert table["weights[0]"].note == "refers to the parameter linear.weight"
+    assert table["linear.weight"].held_by == ("weights[0]",)
+    assert table["table"].held_by == ("by_name['table']",)
+    assert table["weights[0]"] is table["linear.weight"]
+    assert len(table) == 5  # linear.weight, linear.bias, table, and the two views
+    assert "held by the plain attribute weights[0] too" in str(table)
+
+
+def test_a_plain_attribute_that_holds_a_view_is_a_reference_row():
+    table = inventory(Holders())
+    assert table.names(REFERENCE) == ["first", "row"]
+    assert table["first"].refers_to == "table"
     assert table["first"].note == "a view of the buffer table (shares its memory)"
     assert table["row"].refers_to == "linear.weight"
     assert not table.names(PLAIN)
 
 
-def test_reference_columns_say_what_a_conversion_and_an_optimizer_step_do_to_the_attribute():
+def test_reference_columns_say_what_a_conversion_and_an_optimizer_step_do_to_a_view():
     model = Holders()
     claimed = {row.name: row for row in inventory(model) if row.kind == REFERENCE}
     before = {name: row.tensor.clone() for name, row in claimed.items()}
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     model.linear(torch.ones(1, 3)).sum().backward()
     optimizer.step()
-    stepped = {
-        name: not torch.equal(model_value, before[name]) for name, model_value in _attrs(model).items()
-    }
+    views = {"first": lambda: model.first, "row": lambda: model.row}
+    stepped = {name: not torch.equal(view(), before[name]) for name, view in views.items()}
     assert stepped == {name: row.stepped_by_optimizer for name, row in claimed.items()}
+    assert stepped == {"first": False, "row": True}
     model.double()
-    moved = {name: value.dtype == torch.float64 for name, value in _attrs(model).items()}
-    assert moved == {name: row.follows_to for name, row in claimed.items()}
-    assert moved == {"weights[0]": True, "first": False, "by_name['table']": False, "row": False}
+    moved = {name: view().dtype == torch.float64 for name, view in views.items()}
+    assert moved == {name: row.follows_to for name, row in claimed.items()} == {"first": False, "row": False}
 
 
-def _attrs(model: Holders) -> dict[str, torch.Tensor]:
-    return {
-        "weights[0]": model.weights[0],
-        "first": model.first,
-        "by_name['table']": model.by_name["table"],
-        "row": model.row,
-    }
-
-
-def test_lstm_flat_weights_refer_to_its_parameters():
+def test_lstm_flat_weights_are_its_parameters_one_row_each():
     table = inventory(nn.LSTM(3, 4))
-    assert len(table.names(PARAMETER)) == 4
-    refs = {row.name: row.refers_to for row in table if row.kind == REFERENCE}
-    assert refs == {
+    assert len(table) == 4 and len(table.names(PARAMETER)) == 4
+    held = {name: row.name for row in table for name in row.held_by}
+    assert held == {
         "_flat_weights[0]": "weight_ih_l0",
         "_flat_weights[1]": "weight_hh_l0",
         "_flat_weights[2]": "bias_ih_l0",
         "_flat_weights[3]": "bias_hh_l0",
     }
-    assert all(table[name].follows_to and table[name].stepped_by_optimizer for name in refs)
 
 
 def test_the_same_untracked_tensor_in_two_attributes_is_one_row():
