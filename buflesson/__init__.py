@@ -17,6 +17,7 @@ from buflesson.models import (
     sample_input,
     standardize_model,
 )
+from buflesson.real_models import ListTower, tiny_bert, tiny_gpt2, tiny_llama, tiny_resnet, tiny_t5
 from buflesson.recap import Everything, everything_model, training_batch, training_step
 from buflesson.results import CheckResult
 from buflesson.running_stats import plot_running_mean, running_mean_trace, seeded_batches
@@ -35,6 +36,7 @@ __all__ = [
     "Finding",
     "FreshStats",
     "Inventory",
+    "ListTower",
     "PinnedMask",
     "PlainOffset",
     "PlainProjection",
@@ -65,6 +67,11 @@ __all__ = [
     "sensor_v1_model",
     "standardize_model",
     "state_map",
+    "tiny_bert",
+    "tiny_gpt2",
+    "tiny_llama",
+    "tiny_resnet",
+    "tiny_t5",
     "training_batch",
     "training_step",
 ]

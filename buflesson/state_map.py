@@ -14,15 +14,18 @@ from torch import nn
 
 from buflesson.inventory import (
     BUFFER,
+    COMPUTED,
+    EXTRA_STATE,
     NON_PERSISTENT_BUFFER,
     NONE_BUFFER,
     PARAMETER,
     PLAIN,
+    REFERENCE,
     TensorRow,
     inventory,
 )
 
-KIND_ORDER = [PARAMETER, BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PLAIN]
+KIND_ORDER = [PARAMETER, BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PLAIN, REFERENCE, COMPUTED, EXTRA_STATE]
 # Okabe-Ito colours: distinct for the common kinds of colour blindness.
 KIND_COLOURS = {
     PARAMETER: "#0072B2",
@@ -30,6 +33,9 @@ KIND_COLOURS = {
     NON_PERSISTENT_BUFFER: "#E69F00",
     NONE_BUFFER: "#999999",
     PLAIN: "#D55E00",
+    REFERENCE: "#56B4E9",
+    COMPUTED: "#CC79A7",
+    EXTRA_STATE: "#F0E442",
 }
 COLUMNS = [
     ("saved", "in state_dict()"),
