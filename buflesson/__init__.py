@@ -1,8 +1,9 @@
 """buflesson: learn what a PyTorch module keeps as state, with checked exercises."""
 
 from buflesson.audit import Audit, Finding, audit
-from buflesson.checks import check, exercises
+from buflesson.checks import check
 from buflesson.devices import DeviceChoice, pick_device
+from buflesson.i18n import language
 from buflesson.inventory import Inventory, TensorRow, inventory
 from buflesson.models import (
     BufferOffset,
@@ -23,7 +24,7 @@ from buflesson.results import CheckResult
 from buflesson.running_stats import plot_running_mean, running_mean_trace, seeded_batches
 from buflesson.state_map import state_map
 from buflesson.versions import SensorV1, SensorV2, sensor_readings, sensor_v1_model
-from buflesson.wild import FreshStats, PinnedMask, RegisteredMask, SavedPeak, StaleStats, UnsavedPeak
+from buflesson.wild import PinnedMask, StaleStats, UnsavedPeak
 
 __version__ = "0.1.0"
 
@@ -34,15 +35,12 @@ __all__ = [
     "DeviceChoice",
     "Everything",
     "Finding",
-    "FreshStats",
     "Inventory",
     "ListTower",
     "PinnedMask",
     "PlainOffset",
     "PlainProjection",
     "PlainScale",
-    "RegisteredMask",
-    "SavedPeak",
     "SensorV1",
     "SensorV2",
     "StaleStats",
@@ -53,8 +51,8 @@ __all__ = [
     "buffer_offset_model",
     "check",
     "everything_model",
-    "exercises",
     "inventory",
+    "language",
     "pick_device",
     "plain_offset_model",
     "plain_projection_model",

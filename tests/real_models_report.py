@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.simplefilter("ignore")
 
+from buflesson import audit, inventory  # noqa: E402
+
 from model_zoo import BUGGY, CLEAN  # noqa: E402
 from pytorch_account import mismatches  # noqa: E402
-
-from buflesson import audit, inventory  # noqa: E402
 
 
 def zoo() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from buflesson import Audit, FreshStats, StaleStats, audit
+from buflesson import Audit, StaleStats, audit
 from buflesson.audit import (
     CONVERSIONS,
     FORWARD_FAILS,
@@ -16,7 +16,8 @@ from buflesson.audit import (
     UNSAVED_STATE,
     python_path,
 )
-from buflesson.wild import PAIRS
+
+from wild_fixed import PAIRS, FreshStats
 
 
 def _sample(cls):

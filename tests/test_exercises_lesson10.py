@@ -205,7 +205,7 @@ class TowerNotYet(nn.Module):
 RIGHT = {
     "10.1": [predict_tied, tied_from_pytorch, tied_from_inventory, sorted(TIED)],
     "10.2": [predict_not_saved, not_saved_from_pytorch, list(ROTARY), tuple(reversed(ROTARY))],
-    "10.3": [predict_changed, changed_by_running, changed_from_buffers],
+    "10.3": [predict_changed, changed_by_running, changed_from_buffers, sorted(predict_changed())],
     "10.4": [Tower, TowerSequential, TowerAppend, TowerWrapsTheList],
 }
 
@@ -233,7 +233,7 @@ WRONG = {
         Wrong(["inv_freq", "original_inv_freq"], "no tensor named 'inv_freq'", "module path"),
         Wrong(set(), "misses model.rotary_emb.inv_freq", "non-persistent buffer"),
         Wrong({ROTARY[0]: 1}, "got dict", "Return a set of strings"),
-        Wrong(tiny_gpt2, "got GPT2LMHeadModel", "Return a set of strings"),
+        Wrong(tiny_gpt2, "tiny_gpt2 is buflesson's own", "Write the answer yourself"),
     ],
     "10.3": [
         Wrong(running_only, "num_batches_tracked: it counts the batches", "num_batches_tracked"),

@@ -10,10 +10,11 @@ import warnings
 
 import pytest
 import torch
-from model_zoo import BUGGY, CLEAN, HF
-from pytorch_account import mismatches
 
 from buflesson import audit, inventory
+
+from model_zoo import BUGGY, CLEAN, HF
+from pytorch_account import mismatches
 
 pytest.importorskip("transformers")
 warnings.filterwarnings("ignore", category=FutureWarning)
