@@ -63,7 +63,10 @@ def test_the_rule_finds_a_given_line_after_a_placeholder():
     with_block = "with a:\n    raise NotImplementedError()\nprint(1)\n"
     assert unreachable_after_placeholders(with_block) == [3]
     assert unreachable_after_placeholders("if a:\n    raise NotImplementedError\nprint(1)\n") == []
-    assert unreachable_after_placeholders("def f():\n    raise NotImplementedError\n\ndef g():\n    pass\n") == []
+    assert (
+        unreachable_after_placeholders("def f():\n    raise NotImplementedError\n\ndef g():\n    pass\n")
+        == []
+    )
     assert unreachable_after_placeholders("raise ValueError\nx = 1\n") == []
 
 
