@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	echo "   This takes 1 to 3 minutes, depending on the network, once; later runs start in seconds."; fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -c constraints.txt -e '.[lab,test]'
-	$(BIN)/python -m buflesson.lab --install-kernel
+	$(BIN)/python -m buflesson.kernel >/dev/null
 	@touch $@
 	@echo "== Set-up done."
 

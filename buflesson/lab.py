@@ -1,9 +1,9 @@
 """`buflesson lab` (and `make lab`): JupyterLab on the student's own working copy of the lessons.
 
 It copies the handout into `my-lessons/` (buflesson.workspace: made on first run, never overwritten),
-registers the project's kernel "Python (buflesson)" if it is missing, turns off JupyterLab's
-first-run pop-ups through settings overrides installed into the environment, and starts JupyterLab
-on that folder alone, opening lesson 1. It works the same on every OS, with or without make.
+registers the project's kernel "Python (buflesson)" (buflesson.kernel) if it is missing, turns off
+JupyterLab's first-run pop-ups through settings overrides installed into the environment, and starts
+JupyterLab on that folder alone, opening lesson 1. It works the same on every OS, with or without make.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from buflesson import workspace
+from buflesson import kernel, workspace
 
-KERNEL = "buflesson"  # the kernelspec registered in the virtual environment
-KERNEL_DISPLAY_NAME = "Python (buflesson)"
+KERNEL = kernel.KERNEL_NAME  # the kernelspec registered in the virtual environment
 lessons = workspace.lessons
 
 # Admin defaults for every user of this environment; a user's own settings still win.
@@ -42,34 +40,21 @@ def install_overrides(prefix: str = sys.prefix) -> Path:
     return path
 
 
-KERNEL_EXTENSIONS: list[str] = []  # IPython extensions the kernel loads at start
-
-
-def kernel_spec() -> dict:
-    """The kernel.json of "Python (buflesson)": this environment's Python running ipykernel."""
-    from ipykernel.kernelspec import get_kernel_dict
-
-    extra = [f"--IPKernelApp.extensions={name}" for name in KERNEL_EXTENSIONS]
-    spec = get_kernel_dict(extra_arguments=extra, python_arguments=["-Xfrozen_modules=off"])
-    return spec | {"display_name": KERNEL_DISPLAY_NAME}
-
-
 def install_kernel(prefix: str = sys.prefix) -> Path:
-    """Register the project's kernel in the environment at `prefix`, unless it is already there as is."""
-    folder = Path(prefix, "share", "jupyter", "kernels", KERNEL)
-    wanted = kernel_spec()
+    """Register the project's kernel (buflesson.kernel) unless it is already there for this Python."""
+    path = Path(prefix, "share", "jupyter", "kernels", KERNEL, "kernel.json")
     try:
-        current = json.loads((folder / "kernel.json").read_text())
+        spec = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        current = None
-    if current != wanted:
-        from ipykernel.kernelspec import write_kernel_spec
-        from jupyter_client.kernelspec import KernelSpecManager
-
-        with tempfile.TemporaryDirectory() as staging:
-            spec = write_kernel_spec(Path(staging, KERNEL), overrides=wanted)
-            KernelSpecManager().install_kernel_spec(spec, KERNEL, prefix=prefix)
-    return folder / "kernel.json"
+        spec = {}
+    argv = spec.get("argv", [])
+    if (
+        argv[:1] != [sys.executable]
+        or kernel.EXTENSION_ARGUMENT not in argv
+        or spec.get("display_name") != kernel.DISPLAY_NAME
+    ):
+        kernel.install_kernelspec(prefix)
+    return path
 
 
 def lab_command(root: Path, port: int, extra: list[str] = (), first: Path | None = None) -> list[str]:
@@ -137,18 +122,12 @@ def parser() -> argparse.ArgumentParser:
         help="replace one lesson (e.g. 05) with a fresh copy first; yours is kept in backups/",
     )
     lab.add_argument("--serve", metavar="FOLDER", help="maintainers: serve FOLDER as it is, no working copy")
-    lab.add_argument(
-        "--install-kernel", action="store_true", help="only register the kernel Python (buflesson), then exit"
-    )
     return lab
 
 
 def main(argv: list[str] | None = None) -> int:
     """Prepare the working copy, then run JupyterLab on it."""
     args, extra = parser().parse_known_args(argv)
-    if args.install_kernel:
-        install_kernel()
-        return 0
     answers = workspace.course_answers(args.answers)
     first = None
     if args.serve:
