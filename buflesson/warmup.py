@@ -15,10 +15,12 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 
 DISABLE = "BUFLESSON_WARMUP"  # set to 0 to turn the warm-up off (the benchmark's baseline)
 _started: threading.Thread | None = None
 _lock = threading.Lock()
+seconds: float | None = None  # how long the warm-up took, once it has finished
 
 
 def warm() -> None:
@@ -60,10 +62,13 @@ def warm() -> None:
 
 
 def _run() -> None:
+    global seconds
+    began = time.perf_counter()
     try:
         warm()
     except Exception:  # the warm-up is an optimization: a failure here must never reach the student
         pass
+    seconds = time.perf_counter() - began
 
 
 def start() -> threading.Thread | None:
