@@ -12,7 +12,7 @@ export PYTHONHASHSEED := 0
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 120
 
-.PHONY: lab test test-e2e lint format notebooks clean
+.PHONY: lab test test-e2e lint format notebooks lesson clean
 
 # Install once; again only when the pins or the package metadata change. pip shows what it fetches.
 $(STAMP): pyproject.toml constraints.txt
@@ -25,12 +25,18 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 	@echo "== Set-up done."
 
+# The project's kernel, "Python (buflesson)", loads buflesson.kernel (short tracebacks, the line
+# above a NameError, the warm-up); registered again whenever that module changes.
+KERNELSPEC := $(VENV)/share/jupyter/kernels/buflesson/kernel.json
+$(KERNELSPEC): buflesson/kernel.py | $(STAMP)
+	$(BIN)/python -m buflesson.kernel >/dev/null
+
 # JupyterLab on your own copy of the lessons (my-lessons/, made on first run and never overwritten).
 # `make lab RESET=05` replaces lesson 5 with a fresh copy first (yours goes to my-lessons/backups/).
-lab: $(STAMP)
+lab: $(STAMP) $(KERNELSPEC)
 	$(BIN)/buflesson lab --port=$(PORT) $(if $(RESET),--reset=$(RESET))
 
-test: $(STAMP)
+test: $(STAMP) $(KERNELSPEC)
 	$(BIN)/ruff check buflesson tests benchmarks notebooks
 	$(BIN)/ruff format --check buflesson tests benchmarks
 	$(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadfile --ignore-glob="*/.ipynb_checkpoints/*" \
@@ -47,7 +53,7 @@ $(E2E_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt playwright
 	@touch $@
 
-test-e2e: $(E2E_STAMP)
+test-e2e: $(E2E_STAMP) $(KERNELSPEC)
 	BUFLESSON_E2E=1 $(BIN)/python -m pytest -p no:cacheprovider --durations=0 -v tests/e2e
 
 lint: $(STAMP)
@@ -58,8 +64,18 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix buflesson tests benchmarks
 
 # Maintainers: regenerate the student notebooks from the answer notebooks and re-run both.
-notebooks: $(STAMP)
+notebooks: $(STAMP) $(KERNELSPEC)
 	$(BIN)/buflesson notebooks
+
+# Maintainers: regenerate one lesson (make lesson N=03) and run exactly its tests: its checks' corpus,
+# the generator's tests for it, and strict nbval on its answer and student notebooks.
+lesson: $(STAMP)
+	@test -n "$(N)" || { echo "usage: make lesson N=03"; exit 2; }
+	@ls notebooks/answers/$(N)-*.ipynb >/dev/null 2>&1 || { echo "no lesson notebooks/answers/$(N)-*.ipynb"; exit 2; }
+	$(BIN)/buflesson notebooks --only '$(N)-*'
+	$(BIN)/python -m pytest -p no:cacheprovider -q $(wildcard tests/test_exercises_lesson$(N).py) tests/test_check.py
+	$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_authoring.py -k '$(N)-'
+	$(BIN)/python -m pytest -p no:cacheprovider -q notebooks/$(N)-*.ipynb notebooks/answers/$(N)-*.ipynb $(NBVAL_FLAGS)
 
 clean:
 	find . -name __pycache__ -o -name .ipynb_checkpoints -o -name .pytest_cache -o -name .ruff_cache | xargs rm -rf

@@ -30,6 +30,7 @@ INLINE = "# SOLUTION"
 PLACEHOLDER = "# YOUR CODE HERE"
 ROLE_EXERCISE, ROLE_CHECK, ROLE_GIVEN = "exercise", "check", "given"
 
+_HEADING_RE = re.compile(r"^### Exercise (?P<id>[^\s·]+)(?: · (?P<title>.*))?$", re.MULTILINE)
 _INLINE_RE = re.compile(r"^(?P<lhs>\s*[\w.\[\]'\", ]+?\s*=\s*).*?#\s*SOLUTION\s*$")
 _CHECK_RE = re.compile(r"""\bcheck\(\s*["']([^"']+)["']""")
 
@@ -126,6 +127,33 @@ def student_notebook(answer: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+def sync_headings(nb: nbformat.NotebookNode, titles: dict[str, str]) -> bool:
+    """Write each exercise's registered title into its `### Exercise N.K · Title` heading.
+
+    The title registered with `@exercise` is the one source: a heading written as `### Exercise N.K`
+    alone gets its title here. True when a heading changed; `MarkerError` for a heading whose exercise
+    has no registered check.
+    """
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+
+        def title_of(match: re.Match) -> str:
+            exercise_id = match["id"]
+            if exercise_id not in titles:
+                raise MarkerError(
+                    f"heading '### Exercise {exercise_id}' has no check: register one with "
+                    f"@exercise({exercise_id!r}, title, passed=...) in buflesson/exercises/"
+                )
+            return f"### Exercise {exercise_id} · {titles[exercise_id]}"
+
+        source = _HEADING_RE.sub(title_of, cell.source)
+        if source != cell.source:
+            cell.source, changed = source, True
+    return changed
+
+
 def answer_text(answer: nbformat.NotebookNode) -> list[str]:
     """Every answer line of a notebook (stripped, non-empty): none may survive in a student version."""
     lines: list[str] = []
@@ -149,10 +177,13 @@ def answer_text(answer: nbformat.NotebookNode) -> list[str]:
 def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -> nbformat.NotebookNode:
     """Run every cell of `nb` in a fresh kernel (working directory `cwd`), storing outputs.
 
-    Errors are kept as outputs, as in the lessons that show PyTorch's own error. No timestamps are
-    stored, so running an unchanged notebook again leaves its file unchanged.
+    Errors are kept as outputs, as in the lessons that show PyTorch's own error, in the short form
+    of the project's kernel (`buflesson.kernel`, loaded here whatever the kernelspec says). No
+    timestamps are stored, so running an unchanged notebook again leaves its file unchanged.
     """
     from nbclient import NotebookClient
+
+    from buflesson.kernel import EXTENSION_ARGUMENT
 
     os.environ.setdefault("PYTHONHASHSEED", "0")
     for cell in nb.cells:
@@ -164,6 +195,7 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -> nbforma
         resources={"metadata": {"path": str(cwd)}},
         allow_errors=True,
         record_timing=False,
+        extra_arguments=[EXTENSION_ARGUMENT],
     )
     client.execute()
     for cell in nb.cells:
@@ -236,6 +268,13 @@ def strip_machine_paths(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+def exercise_titles() -> dict[str, str]:
+    """The registered title of every exercise, by id."""
+    from buflesson.checks import exercises
+
+    return {exercise_id: ex.title for exercise_id, ex in exercises().items()}
+
+
 def build_student_notebooks(
     answers_dir: Path, out_dir: Path, run: bool = True, pattern: str = "*.ipynb"
 ) -> list[Path]:
@@ -246,10 +285,11 @@ def build_student_notebooks(
     written = []
     for path in sorted(answers_dir.glob(pattern)):
         answer = nbformat.read(path, as_version=4)
-        ids_changed = stable_ids(answer)
+        changed = stable_ids(answer)
+        changed = sync_headings(answer, exercise_titles()) or changed
         if run:
             strip_machine_paths(execute(answer, out_dir))
-        if run or ids_changed:
+        if run or changed:
             nbformat.write(answer, path)
         student = student_notebook(answer)
         if run:

@@ -1,8 +1,11 @@
 """`check(exercise_id, answer)` and the registry of exercises it draws on.
 
-Each exercise is a function that tests what the student's answer *does* and
-raises `Fail` at the first problem it finds. `check` turns that into a
-`CheckResult` and never lets an exception escape to the student.
+Each exercise is a test function registered with `@exercise`. It receives the student's answer as a
+`Remote` (`buflesson.handles`): it asks the student's side to build, run, save, load, move and step
+the answer, receives plain data back, compares it with what it computes itself, and raises `Fail` at
+the first problem. The same function serves `check()` in a notebook (everything in one process) and
+the grader's judge (the student's code in another process). `check` turns the outcome into a
+`CheckResult` and never lets an exception from inside buflesson reach the student.
 """
 
 from __future__ import annotations
@@ -12,40 +15,60 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from buflesson.handles import LocalLink, Refused, Remote, Session, StudentError
 from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
+from buflesson.wire import Ref
 
 
 class Fail(Exception):
-    """Raised by an exercise test: what went wrong, and how to fix it."""
+    """Raised by an exercise test: what went wrong, and how to fix it.
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    `message` and `hint` are templates filled with `values` (`str.format`), so the same sentence can
+    be translated once and reused with other names and numbers.
+    """
+
+    def __init__(self, message: str, hint: str = "", **values: object) -> None:
+        self.template, self.hint_template, self.values = message, hint, values
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return self.template.format(**self.values) if self.values else self.template
+
+    @property
+    def hint(self) -> str:
+        return self.hint_template.format(**self.values) if self.values else self.hint_template
 
 
 class NotAttempted(Exception):
     """Raised when the answer is still the placeholder the student notebook ships with."""
 
 
+Test = Callable[[Remote], None]
+
+
 @dataclass(frozen=True)
 class Exercise:
-    """A registered exercise: its id, title, success message and test function."""
+    """A registered exercise: its id, title, success message and test function.
+
+    The title is the one source of the exercise's heading: `buflesson notebooks` writes it into the
+    lesson's `### Exercise N.K · Title` line.
+    """
 
     id: str
     title: str
     passed_message: str
-    test: Callable[[object], None]
+    test: Test
 
 
 _REGISTRY: dict[str, Exercise] = {}
 _loaded = False
 
 
-def exercise(exercise_id: str, title: str, passed: str) -> Callable:
+def exercise(exercise_id: str, title: str, passed: str) -> Callable[[Test], Test]:
     """Register `test(answer)` as the check of exercise `exercise_id`."""
 
-    def register(test: Callable[[object], None]) -> Callable[[object], None]:
+    def register(test: Test) -> Test:
         if exercise_id in _REGISTRY:
             raise ValueError(f"exercise {exercise_id!r} is registered twice")
         _REGISTRY[exercise_id] = Exercise(exercise_id, title, passed, test)
@@ -80,41 +103,76 @@ def is_placeholder(answer: object) -> bool:
     return answer is Ellipsis
 
 
+NOT_ATTEMPTED_MESSAGE = (
+    "Not attempted yet: replace the placeholder in the exercise cell, run it, then run this cell."
+)
+
+
+def run_test(exercise_id: str, title: str, passed: str, test: Test, answer: Remote) -> CheckResult:
+    """Run one test on `answer` and turn what happened into a `CheckResult` (never raises for a
+    wrong or hostile answer)."""
+
+    def result(status: str, message: str, hint: str = "") -> CheckResult:
+        return CheckResult(exercise_id, title, status, message, hint)
+
+    try:
+        kind = answer.kind
+        if kind == "placeholder":
+            raise NotAttempted
+        if kind == "none":
+            raise Fail(
+                "The answer is None.",
+                "Pass the thing the exercise asks for (a class, a function or a value). "
+                "A function that forgets `return` gives None.",
+            )
+        test(answer)
+    except NotAttempted:
+        return result(NOT_ATTEMPTED, NOT_ATTEMPTED_MESSAGE)
+    except Fail as failure:
+        return result(FAILED, failure.message, failure.hint)
+    except StudentError as error:
+        if error.not_implemented:
+            return result(NOT_ATTEMPTED, NOT_ATTEMPTED_MESSAGE)
+        return result(
+            FAILED,
+            f"Your code raised {error}",
+            "Run your code on its own in a new cell (build the class, call the function) to see "
+            "where the error comes from.",
+        )
+    except Refused as refused:
+        return result(
+            FAILED,
+            f"The check could not read your answer: {refused}",
+            "Make sure the answer is the kind of object the exercise asks for.",
+        )
+    except Exception as error:  # a bug in a test must still not show the student a traceback
+        return result(
+            FAILED,
+            f"The check could not finish: {type(error).__name__}: {error}",
+            "Make sure the answer is the kind of object the exercise asks for.",
+        )
+    return result(PASSED, passed)
+
+
+def run_check(exercise_id: str, session: Session) -> CheckResult:
+    """The check of `exercise_id` on the answer that `session`'s student side holds."""
+    ex = exercises()[exercise_id]
+    return run_test(ex.id, ex.title, ex.passed_message, ex.test, Remote(session, Ref(1)))
+
+
 def check(exercise_id: str, answer: object) -> CheckResult:
     """Test `answer` for exercise `exercise_id` and return a `CheckResult`.
 
     A wrong answer never raises: it gives a failed result with a hint. An unknown
     exercise id raises `KeyError` listing the valid ids.
     """
+    from buflesson.workbench import Workbench
+
     known = exercises()
     if exercise_id not in known:
         raise KeyError(f"unknown exercise {exercise_id!r}; valid ids: {', '.join(known)}")
-    ex = known[exercise_id]
+    bench = Workbench(answer)
     try:
-        if is_placeholder(answer):
-            raise NotAttempted
-        if answer is None:
-            raise Fail(
-                "The answer is None.",
-                "Pass the thing the exercise asks for (a class, a function or a value). "
-                "A function that forgets `return` gives None.",
-            )
-        ex.test(answer)
-    except NotAttempted:
-        return CheckResult(
-            ex.id,
-            ex.title,
-            NOT_ATTEMPTED,
-            "Not attempted yet: replace the placeholder in the exercise cell, run it, then run this cell.",
-        )
-    except Fail as failure:
-        return CheckResult(ex.id, ex.title, FAILED, failure.message, failure.hint)
-    except Exception as error:  # a bug in a test must still not show the student a traceback
-        return CheckResult(
-            ex.id,
-            ex.title,
-            FAILED,
-            f"The check could not finish: {type(error).__name__}: {error}",
-            "Make sure the answer is the kind of object the exercise asks for.",
-        )
-    return CheckResult(ex.id, ex.title, PASSED, ex.passed_message)
+        return run_check(exercise_id, Session(LocalLink(bench)))
+    finally:
+        bench.close()

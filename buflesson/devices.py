@@ -1,10 +1,18 @@
-"""Choose a device that shows the device case on any machine."""
+"""Choose the device the lessons move models to: a real accelerator, else buflesson's GPU stand-in."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import torch
+
+from buflesson.standin import STANDIN, StandInDeviceError, device_rule, enable, rule_active
+
+__all__ = ["DeviceChoice", "StandInDeviceError", "device_rule", "pick_device", "rule_active"]
+
+STANDIN_WHY = (
+    "No accelerator here: using buflesson's GPU stand-in, the meta device checked by CUDA's device rule."
+)
 
 
 class DeviceChoice(NamedTuple):
@@ -13,26 +21,44 @@ class DeviceChoice(NamedTuple):
     device: torch.device
     why: str
 
+    @property
+    def standin(self) -> bool:
+        """True for buflesson's stand-in (the `meta` device), False for a real accelerator."""
+        return self.device.type == STANDIN.type
 
-def pick_device() -> DeviceChoice:
-    """Return the best accelerator present (cuda, mps, xpu), else the `meta` device.
 
-    The `meta` device holds shapes and dtypes but no data. A model moved there
-    fails on a CPU tensor exactly as a model moved to a GPU does, so the device
-    lesson shows PyTorch's real error on every machine.
-    """
+def accelerator() -> torch.device | None:
+    """The best accelerator present (cuda, mps, xpu), or None."""
     if torch.cuda.is_available():
-        return DeviceChoice(torch.device("cuda"), "Using the accelerator: cuda.")
+        return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
-        return DeviceChoice(torch.device("mps"), "Using the accelerator: mps.")
+        return torch.device("mps")
     xpu = getattr(torch, "xpu", None)
     if xpu is not None and xpu.is_available():
-        return DeviceChoice(torch.device("xpu"), "Using the accelerator: xpu.")
-    return DeviceChoice(
-        torch.device("meta"),
-        (
-            "No accelerator here: using the meta device, "
-            "which refuses a CPU tensor as a GPU would (its message differs)."
-        ),
-    )
+        return torch.device("xpu")
+    return None
+
+
+def pick_device() -> DeviceChoice:
+    """Return the best accelerator present (cuda, mps, xpu), else buflesson's GPU stand-in.
+
+    The stand-in is the `meta` device (shapes and dtypes, no values) under CUDA's device rule:
+    every operation that mixes it with a CPU tensor is judged as a CUDA build of PyTorch judges
+    it, and refused with `StandInDeviceError` where CUDA refuses (see `buflesson.cuda_rule`).
+    Choosing the stand-in turns that rule on for the rest of the process, in the calling thread
+    (in a notebook: every later cell). On a real accelerator buflesson enforces nothing: PyTorch does.
+    """
+    device = accelerator()
+    if device is not None:
+        return DeviceChoice(device, f"Using the accelerator: {device.type}.")
+    enable()
+    return DeviceChoice(STANDIN, STANDIN_WHY)
+
+
+def checking_device() -> torch.device:
+    """The device a check moves a model to: the accelerator if any, else the stand-in.
+
+    Run the check's code inside `device_rule()` so the stand-in refuses what a GPU refuses.
+    """
+    return accelerator() or STANDIN

@@ -76,6 +76,24 @@ class PlainProjection(nn.Module):
         return self.linear(x) @ self.projection
 
 
+class PlainScale(nn.Module):
+    """A linear layer whose output is scaled by a 0-dim tensor kept as a plain attribute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+        self.scale = torch.tensor(2.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * self.scale
+
+
+def plain_scale_model(seed: int = SEED) -> PlainScale:
+    """A seeded `PlainScale`: its 0-dim scale is a plain attribute."""
+    torch.manual_seed(seed)
+    return PlainScale()
+
+
 def standardize_model(seed: int = SEED) -> Standardize:
     """A seeded `Standardize`: its mean and std are plain attributes."""
     torch.manual_seed(seed)

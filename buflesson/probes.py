@@ -1,190 +1,450 @@
-"""Behaviour probes the exercise tests share: build, run, save and reload, move, step.
+"""What the exercise tests share: build, run, inspect, save and reload, move, step, and draw inputs.
 
-Every probe runs the student's code and turns a failure into `Fail` (with a
-hint) or `NotAttempted`, so no traceback from inside the library reaches a
-student.
+Every probe works through a `Remote` (`buflesson.handles`): the student's code runs on the student's
+side, the probe gets plain data back and turns the student's errors into `Fail` (with a hint that
+names what was being done) or `NotAttempted`. No traceback from inside the library reaches a student.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
-import tempfile
-from collections.abc import Callable
+import random
+import secrets
 
 import torch
-from torch import nn
 
 from buflesson.checks import Fail, NotAttempted
-from buflesson.inventory import (
-    BUFFER,
-    NON_PERSISTENT_BUFFER,
-    NONE_BUFFER,
-    PARAMETER,
-    PLAIN,
-    inventory,
-)
+from buflesson.handles import Remote, StudentError
+from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN
+
+# --- inputs that change from run to run ---------------------------------------------------------
 
 
-def call_student(fn: Callable, *args: object, what: str = "your code") -> object:
-    """Call student code; its exceptions become `Fail`, `NotImplementedError` becomes `NotAttempted`."""
-    try:
-        return fn(*args)
-    except NotImplementedError as error:
-        raise NotAttempted from error
-    except Fail:
-        raise
-    except Exception as error:
+class Draw:
+    """Sizes, seeds and inputs for one check, different on every run so that an answer cannot be
+    tuned to one input. `BUFLESSON_CHECK_SEED` fixes them (tests that must repeat exactly)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        if seed is None:
+            fixed = os.environ.get("BUFLESSON_CHECK_SEED")
+            seed = int(fixed) if fixed else secrets.randbits(32)
+        self.random = random.Random(seed)
+
+    def integer(self, low: int, high: int, avoid: tuple[int, ...] = ()) -> int:
+        """An integer in [low, high], never one of `avoid` (the sizes a lesson shows)."""
+        choices = [n for n in range(low, high + 1) if n not in avoid]
+        return self.random.choice(choices)
+
+    def sizes(self, count: int, low: int, high: int, avoid: tuple[int, ...] = ()) -> list[int]:
+        """`count` different integers in [low, high], none of them in `avoid`."""
+        choices = [n for n in range(low, high + 1) if n not in avoid]
+        return self.random.sample(choices, count)
+
+    def seed(self) -> int:
+        return self.random.randrange(1, 2**31)
+
+    def randn(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed())
+        return torch.randn(*shape, generator=generator, dtype=dtype)
+
+    def uniform(self, *shape: int, low: float = -3.0, high: float = 3.0) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed())
+        return low + (high - low) * torch.rand(*shape, generator=generator)
+
+
+# --- what the answer is --------------------------------------------------------------------------
+
+
+def expect_module_class(answer: Remote, name: str) -> None:
+    """Fail unless `answer` is an `nn.Module` subclass (not an instance, not a function)."""
+    kind = answer.kind
+    if kind == "module":
         raise Fail(
-            f"{what} raised {type(error).__name__}: {error}",
-            "Run the exercise cell on its own and read the error; the message above is PyTorch's.",
-        ) from None
-
-
-def build_module(answer: object, *args: object) -> nn.Module:
-    """Instantiate the student's `nn.Module` subclass (or call their factory) with `args`."""
-    if isinstance(answer, nn.Module):
-        raise Fail(
-            f"Got a model instance ({type(answer).__name__}), not the class.",
-            "Pass the class itself, without calling it: check(..., MyModel), not check(..., MyModel()).",
+            "Got a model instance ({type}), not the class.",
+            "Pass the class itself, without calling it: check(..., {name}), not check(..., {name}()).",
+            type=answer.info.get("type"),
+            name=name,
         )
-    if not callable(answer):
+    if kind != "class":
         raise Fail(
-            f"Expected an nn.Module subclass, got {type(answer).__name__}.",
+            "Expected the class {name}, got {type}.",
             "Pass the class you defined in the exercise cell.",
+            name=name,
+            type=answer.info.get("type"),
         )
-    if inspect.isclass(answer) and not issubclass(answer, nn.Module):
+    if not answer.info.get("module_class"):
         raise Fail(
-            f"{answer.__name__} is not a subclass of torch.nn.Module.",
-            "Define it as `class Name(nn.Module):` and call super().__init__() first.",
+            "{got} is not a subclass of torch.nn.Module.",
+            "Define it as `class {name}(nn.Module):` and call super().__init__() first.",
+            got=answer.name,
+            name=name,
         )
-    name = getattr(answer, "__name__", "your class")
-    module = call_student(answer, *args, what=f"Creating {name}")
-    if not isinstance(module, nn.Module):
-        raise Fail(f"{name}(...) gave {type(module).__name__}, not an nn.Module.")
-    return module
 
 
-def build_isolated(answer: object, *args: object, seed: int | None = None) -> nn.Module:
-    """`build_module` in a forked random state, seeded with `seed` when given.
-
-    The student's own random state is left as it was, whatever their `__init__` draws.
-    """
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        return build_module(answer, *args)
-
-
-def kind_of(module: nn.Module, name: str) -> str | None:
-    """The inventory kind of tensor `name` in `module`, or None when it holds no such tensor."""
-    table = inventory(module)
-    return table[name].kind if name in table else None
+def expect_function(answer: Remote, name: str, exercise_id: str) -> None:
+    """Fail unless `answer` is a function (not a class, not a model, not data)."""
+    if answer.kind != "function":
+        raise Fail(
+            "Expected the function {name}, got {type}.",
+            "Pass the function itself, without calling it: check({exercise_id!r}, {name}).",
+            name=name,
+            type=answer.info.get("type"),
+            exercise_id=exercise_id,
+        )
 
 
-_HINTS = {
-    PLAIN: (
-        "{name!r} is a plain tensor attribute: PyTorch does not track it, so it is not saved "
-        "and does not move with the model.",
+# --- running student code ------------------------------------------------------------------------
+
+
+def student(what: str):
+    """A context that turns the student's errors inside it into `Fail` (or `NotAttempted`),
+    naming `what` was being done."""
+    return _StudentCall(what)
+
+
+class _StudentCall:
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if isinstance(error, StudentError):
+            if error.not_implemented:
+                raise NotAttempted from None
+            raise Fail(
+                "{what} raised {error}",
+                "Run that step yourself in a new cell to see the whole error and where it comes from.",
+                what=self.what,
+                error=str(error),
+            ) from None
+        return False
+
+
+def build(cls: Remote, *args: object, seed: int | None = None, name: str = "") -> Remote:
+    """An instance of the student's class, built with `args` in a forked random state (seeded with
+    `seed` when given), so the student's own random state is left as it was."""
+    label = name or cls.name
+    shown = ", ".join(repr(a) for a in args)
+    with student(f"Creating {label}({shown})"):
+        model = cls.call(*args, seed=seed if seed is not None else 0, keep=True)
+    if model.kind != "module":
+        raise Fail("{label}(...) gave {type}, not an nn.Module.", label=label, type=model.info.get("type"))
+    return model
+
+
+def forward(model: Remote, *inputs: object, what: str = "forward", device_rule: bool = False) -> torch.Tensor:
+    """`model(*inputs)` on the student's side; Fail unless it returns a tensor."""
+    with student(what):
+        out = model.call(*inputs, device_rule=device_rule)
+    if not isinstance(out, torch.Tensor):
+        kind = out.info.get("type") if isinstance(out, Remote) else type(out).__name__
+        raise Fail(
+            "{what} returned {kind}, not a tensor.", "Keep the given `return` line.", what=what, kind=kind
+        )
+    return out
+
+
+def rows(model: Remote) -> dict[str, dict]:
+    """`inventory(model)` rows by name."""
+    with student("Listing the model's tensors"):
+        return {row["name"]: row for row in model.inventory()}
+
+
+def tensor(model: Remote, path: str, hint: str = "") -> torch.Tensor:
+    """The tensor at `model.path`; Fail when it is missing or not a tensor."""
+    with student(f"Reading {path}"):
+        value = model.attr_or_none(path)
+    if not isinstance(value, torch.Tensor):
+        what = (
+            "missing"
+            if value is None
+            else f"a {value.info.get('type') if isinstance(value, Remote) else type(value).__name__}"
+        )
+        raise Fail(
+            "The model's {path} is {what}, not a tensor.",
+            hint or "Keep the name {path}: the lesson's code and the check look it up by that name.",
+            path=path,
+            what=what,
+        )
+    return value
+
+
+def state_dict(model: Remote) -> dict[str, torch.Tensor]:
+    """`model.state_dict()` as data (an OrderedDict with its version metadata)."""
+    with student("state_dict()"):
+        return model.method("state_dict")
+
+
+# --- kinds: what was wanted, what was found -------------------------------------------------------
+
+# (wanted, found) -> (message, hint). `{name}` is the tensor's name.
+KIND_HINTS: dict[tuple[str, str], tuple[str, str]] = {
+    (BUFFER, PLAIN): (
+        "{name!r} is a plain tensor attribute: PyTorch does not track it, so it is not saved and does "
+        "not move with the model.",
         "Register it: self.register_buffer({name!r}, tensor) (or self.{name} = nn.Buffer(tensor)).",
     ),
-    NON_PERSISTENT_BUFFER: (
-        "{name!r} is a buffer with persistent=False: it moves with the model but is left out "
-        "of state_dict(), so it is not saved.",
-        "Drop persistent=False so the buffer is saved with the model.",
+    (BUFFER, NON_PERSISTENT_BUFFER): (
+        "{name!r} is a buffer with persistent=False: it moves with the model but is left out of "
+        "state_dict(), so it is not saved.",
+        "This one must be saved: register it without persistent=False.",
     ),
-    PARAMETER: (
-        "{name!r} is an nn.Parameter: it is saved and moved, but it is listed in parameters() "
-        "and handed to the optimizer.",
-        "Fixed state belongs in a buffer: self.register_buffer({name!r}, tensor). A frozen "
-        "Parameter is still switched back on by any 'unfreeze all parameters' loop.",
+    (BUFFER, PARAMETER): (
+        "{name!r} is an nn.Parameter: it is saved and moved, but it is listed in parameters() and "
+        "handed to the optimizer.",
+        "Fixed state belongs in a buffer: self.register_buffer({name!r}, tensor). A frozen Parameter "
+        "is still switched back on by any 'unfreeze all parameters' loop.",
     ),
-    BUFFER: (
-        "{name!r} is a persistent buffer, so it is saved in state_dict().",
-        "This exercise wants it left out of state_dict(): register it with persistent=False.",
-    ),
-    NONE_BUFFER: (
+    (BUFFER, NONE_BUFFER): (
         "{name!r} is registered as a buffer but holds None, so it is neither saved nor moved.",
         "Register the tensor itself: self.register_buffer({name!r}, tensor).",
+    ),
+    (NON_PERSISTENT_BUFFER, PLAIN): (
+        "{name!r} is a plain tensor attribute: it does not move with the model.",
+        "Register it as a buffer that is not saved: self.register_buffer({name!r}, tensor, "
+        "persistent=False).",
+    ),
+    (NON_PERSISTENT_BUFFER, BUFFER): (
+        "{name!r} is a persistent buffer, so it is saved in state_dict().",
+        "This one must stay out of checkpoints: register it with persistent=False.",
+    ),
+    (NON_PERSISTENT_BUFFER, PARAMETER): (
+        "{name!r} is an nn.Parameter: it is saved in state_dict() and handed to the optimizer.",
+        "Register it as a buffer that is not saved: self.register_buffer({name!r}, tensor, "
+        "persistent=False).",
+    ),
+    (NON_PERSISTENT_BUFFER, NONE_BUFFER): (
+        "{name!r} is registered as a buffer but holds None, so it does not move with the model.",
+        "Register the tensor itself: self.register_buffer({name!r}, tensor, persistent=False).",
+    ),
+    (PARAMETER, PLAIN): (
+        "{name!r} is a plain tensor attribute: not saved, not moved, not trained.",
+        "Wrap it: self.{name} = nn.Parameter(tensor).",
+    ),
+    (PARAMETER, BUFFER): (
+        "{name!r} is a buffer: the optimizer never steps it.",
+        "Learned state is a parameter: self.{name} = nn.Parameter(tensor).",
+    ),
+    (PARAMETER, NON_PERSISTENT_BUFFER): (
+        "{name!r} is a non-persistent buffer: not saved, and the optimizer never steps it.",
+        "Learned state is a parameter: self.{name} = nn.Parameter(tensor).",
     ),
 }
 
 
-def expect_kind(module: nn.Module, name: str, expected: str, *, sample: object = None) -> None:
-    """Fail with a hint for the typical mistake unless tensor `name` is of kind `expected`.
-
-    When `name` is missing after `__init__` but appears after running the model on
-    `sample`, the hint says the buffer is made inside `forward`.
-    """
-    actual = kind_of(module, name)
-    if actual == expected:
-        return
-    if actual is None:
+def expect_kind(
+    answer_class: Remote, model: Remote, name: str, wanted: str, *, sample: torch.Tensor | None = None
+) -> dict:
+    """Fail with the hint for what was found unless tensor `name` of `model` is of kind `wanted`;
+    returns its inventory row. When `name` is missing after `__init__` but appears once forward has
+    run on `sample` (in a fresh model), the hint says it is made inside forward."""
+    found = rows(model).get(name)
+    if found is not None and found["kind"] == wanted:
+        return found
+    if found is None:
         if sample is not None:
+            probe = build(answer_class)
             try:
-                module(sample)
-            except Exception:
+                probe.call(sample)
+            except StudentError:
                 pass
-            if kind_of(module, name) is not None:
+            if name in rows(probe):
                 raise Fail(
-                    f"{name!r} only appears after forward() runs: it is created inside forward.",
-                    "Create it once in __init__ so it exists, is saved and moves before the "
-                    "first forward pass.",
+                    "{name!r} only appears after forward() runs: it is created inside forward.",
+                    "Create it once in __init__ so it exists, is saved and moves before the first "
+                    "forward pass.",
+                    name=name,
                 )
         raise Fail(
-            f"The model has no tensor named {name!r}.",
-            f"Keep the name {name!r}: the lesson's code and the check look it up by that name.",
+            "The model has no tensor named {name!r}.",
+            "Keep the name {name!r}: the lesson's code and the check look it up by that name.",
+            name=name,
         )
-    message, hint = _HINTS[actual]
-    raise Fail(message.format(name=name), hint.format(name=name))
+    message, hint = KIND_HINTS.get(
+        (wanted, found["kind"]),
+        ("{name!r} is a {found}, not a {wanted}.", "Keep {name!r} as a {wanted}, as the exercise asks."),
+    )
+    raise Fail(message, hint, name=name, found=found["kind"], wanted=wanted)
 
 
-def save_and_reload(
-    module: nn.Module, make_fresh: Callable[[], nn.Module], **load_kwargs: object
-) -> nn.Module:
-    """Save `module.state_dict()` to a real file, load it into `make_fresh()`, return that."""
-    fd, path = tempfile.mkstemp(suffix=".pt", prefix="buflesson-")
-    os.close(fd)
-    try:
-        torch.save(module.state_dict(), path)
-        fresh = make_fresh()
-        state = torch.load(path, weights_only=True)
-        call_student(lambda: fresh.load_state_dict(state, **load_kwargs), what="load_state_dict")
-        return fresh
-    finally:
-        os.remove(path)
+# --- files, devices, the optimizer ----------------------------------------------------------------
 
 
-def load_strict(model: nn.Module, state: dict, what: str, hint: str) -> None:
-    """`model.load_state_dict(state)` (strict); a failure becomes `Fail` that names `what`, with `hint`."""
-    try:
-        model.load_state_dict(state)
-    except NotImplementedError as error:
-        raise NotAttempted from error
-    except Exception as error:
-        raise Fail(f"Loading {what} raised {type(error).__name__}: {error}".strip(), hint) from None
+def save_and_reload(model: Remote, make_fresh, **load_kwargs: object) -> Remote:
+    """Save `model.state_dict()` to a real file on the student's side, load it into `make_fresh()`
+    with `torch.load(weights_only=True)` and `load_state_dict(**load_kwargs)`; return that model."""
+    session = model.session
+    path = os.path.join(session.folder(), "checkpoint.pt")
+    with student("state_dict()"):
+        state = model.call(method="state_dict", keep=True)
+    with student("torch.save(model.state_dict(), path)"):
+        session.lib("torch:save")(state, path)
+    fresh = make_fresh()
+    with student("torch.load(path, weights_only=True)"):
+        loaded = session.lib("torch:load").call(path, weights_only=True, keep=True)
+    with student("load_state_dict"):
+        fresh.call(loaded, method="load_state_dict", **load_kwargs)
+    return fresh
 
 
-def move(module: nn.Module, target: torch.device | str | torch.dtype) -> nn.Module:
-    """`module.to(target)`, with the student's overrides turned into `Fail`."""
-    return call_student(lambda: module.to(target), what=f".to({target})")
+def move(model: Remote, target: torch.device | str | torch.dtype) -> Remote:
+    """`model.to(target)` on the student's side (the same model, converted in place)."""
+    with student(f".to({target})"):
+        moved = model.call(target, method="to", keep=True)
+    return moved
 
 
-def sgd_step(module: nn.Module, sample: torch.Tensor, lr: float = 0.1) -> None:
-    """One SGD step on `module.parameters()` for the loss `module(sample).sum()`."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params:
+def sgd_step(model: Remote, sample: torch.Tensor, lr: float = 0.1) -> None:
+    """One SGD step on `model.parameters()` for the loss `model(sample).sum()`."""
+    session = model.session
+    with student("parameters()"):
+        params = model.call(method="parameters", keep=True)
+    optimizer = session.lib("torch.optim:SGD").call(params, lr=lr, keep=True)
+    with student("forward"):
+        out = model.call(sample, keep=True)
+    with student("backward"):
+        out.call(method="sum", keep=True).method("backward")
+    optimizer.method("step")
+
+
+def leaves_global_state(before: dict, after: dict, what: str) -> None:
+    """Fail when the student's code changed the process's global state (grad mode, default dtype or
+    device, random state) and did not put it back."""
+    names = {
+        "grad_enabled": "gradient tracking (torch.is_grad_enabled())",
+        "inference_mode": "inference mode",
+        "default_dtype": "the default dtype",
+        "default_device": "the default device",
+        "torch_rng": "torch's random state",
+        "python_rng": "Python's random state",
+        "anomaly": "anomaly detection",
+        "deterministic": "deterministic algorithms",
+        "cwd": "the working directory",
+    }
+    changed = [names.get(key, key) for key in before if before.get(key) != after.get(key)]
+    if changed:
+        hints = {
+            "gradient tracking (torch.is_grad_enabled())": "use `with torch.no_grad():` around the lines "
+            "that need it, never torch.set_grad_enabled(False) on its own",
+        }
+        hint = "; ".join(hints[c] for c in changed if c in hints) or (
+            "leave global settings as you found them: use a `with` block, or save and restore them"
+        )
         raise Fail(
-            "The model has no trainable parameters, so an optimizer step changes nothing.",
-            "Keep the layers the exercise gives you (for example the nn.Linear).",
+            "{what} changed {changed} for the rest of the session.",
+            "Everything after your code runs with that setting too: {advice}.",
+            what=what,
+            changed=", ".join(changed),
+            advice=hint,
         )
-    optimizer = torch.optim.SGD(params, lr=lr)
-    optimizer.zero_grad()
-    out = call_student(module, sample, what="forward")
-    call_student(lambda: out.sum().backward(), what="backward")
-    optimizer.step()
 
 
-def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+# --- what every module answer must do ---------------------------------------------------------
+
+
+def expect_dtype_follows(out: torch.Tensor, sample: torch.Tensor) -> None:
+    if out.dtype != sample.dtype:
+        raise Fail(
+            "For a {given} input, forward returned {got}: a {got} tensor inside the model changed the "
+            "result's dtype.",
+            "Keep the model's tensors float32 (torch.tensor([...]) gives float32), so that .double() "
+            "and .float() decide the dtype of the whole model.",
+            given=str(sample.dtype),
+            got=str(out.dtype),
+        )
+
+
+def expect_own_tensors(cls: Remote, names: tuple[str, ...]) -> None:
+    """Each model must make its own tensors: two models sharing one tensor object change together
+    (the check asks before it changes anything, so a shared tensor of the student's is left alone)."""
+    first, second = build(cls), build(cls)
+    for name in names:
+        tensor(first, name)
+        with student(f"Reading {name}"):
+            shared = first.attr(name, keep=True).method("data_ptr") == second.attr(name, keep=True).method(
+                "data_ptr"
+            )
+        if shared:
+            raise Fail(
+                "Two models built from your class hold the same {name} tensor: changing one model's "
+                "{name} in place changes the other's.",
+                "Make a new tensor in __init__ each time it runs, not a tensor made once outside the "
+                "class and shared by every model.",
+                name=name,
+            )
+
+
+def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) -> None:
+    """Move a fresh model to the lessons' device (an accelerator, else the stand-in) and run it there
+    under the device rule: every tensor forward uses must have moved with the model."""
+    device = cls.session.device()
+    model = move(build(cls), device)
+    for name in names:
+        where = tensor(model, name).device
+        if where.type != device.type:
+            raise Fail(
+                "After model.to({device!r}), {name} is still on {where}.",
+                "Register {name} as a buffer so that .to() moves it.",
+                device=str(device),
+                name=name,
+                where=str(where),
+            )
+    out = forward(model, x.to(device), what=f"After model.to({str(device)!r}), forward", device_rule=True)
+    if out.device.type != device.type:
+        raise Fail(
+            "After model.to({device!r}), forward returned a tensor on {where}.",
+            "Every tensor forward uses must be a parameter or a buffer so that .to() moves it.",
+            device=str(device),
+            where=str(out.device),
+        )
+
+
+def expect_follows_double(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) -> Remote:
+    """After `.double()` the buffers are float64 and forward gives float64 for a float64 input."""
+    model = move(build(cls), torch.float64)
+    for name in names:
+        dtype = tensor(model, name).dtype
+        if dtype.is_floating_point and dtype != torch.float64:
+            raise Fail(
+                "After model.double(), {name} is {dtype}, not torch.float64.",
+                "Register it as a buffer: .double() converts floating-point buffers with the parameters.",
+                name=name,
+                dtype=str(dtype),
+            )
+    out = forward(model, x.double(), what="After model.double(), forward")
+    if out.dtype != torch.float64:
+        raise Fail(
+            "After model.double(), forward on a float64 input returned {dtype}.",
+            "Every tensor forward uses must be converted by .double(): keep it as a buffer.",
+            dtype=str(out.dtype),
+        )
+    return model
+
+
+# --- comparing ----------------------------------------------------------------------------------
+
+
+def same(a: object, b: object) -> bool:
     """True when two tensors hold the same values (devices and dtypes aside)."""
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+        return False
+    if a.device.type == "meta" or b.device.type == "meta":
+        return a.shape == b.shape
     return a.shape == b.shape and torch.equal(a.detach().cpu().double(), b.detach().cpu().double())
+
+
+def close(a: object, b: object, atol: float = 1e-5, rtol: float = 1e-5) -> bool:
+    """True when two tensors hold nearly the same values (devices and dtypes aside)."""
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+        return False
+    if a.shape != b.shape:
+        return False
+    return torch.allclose(a.detach().cpu().double(), b.detach().cpu().double(), atol=atol, rtol=rtol)
+
+
+def rounded(value: torch.Tensor, digits: int = 4) -> list:
+    """A tensor's values as a (nested) list of rounded numbers, for messages."""
+    data = value.detach().cpu().double()
+    return torch.round(data, decimals=digits).tolist()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 PASSED = "passed"
@@ -32,6 +33,11 @@ def box_style(status: str) -> str:
         f"border-left:6px solid {accent};padding:8px 12px;margin:4px 0;border-radius:4px;"
         f"font-family:{_FONT};line-height:1.4"
     )
+
+
+def _html(text: str) -> str:
+    """Escaped text, with `code` spans (as in the lessons' markdown) in code font."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 @dataclass(frozen=True)
@@ -64,13 +70,13 @@ class CheckResult:
     def _repr_html_(self) -> str:
         hint = ""
         if self.hint:
-            hint = f'<div style="margin-top:4px"><b>Hint:</b> {html.escape(self.hint)}</div>'
+            hint = f'<div style="margin-top:4px"><b>Hint:</b> {_html(self.hint)}</div>'
         return (
             f'<div class="buflesson-check buflesson-{self.status.replace(" ", "-")}" '
             f'style="{box_style(self.status)}">'
             f"<b>{_LABELS[self.status]}</b> &middot; Exercise {html.escape(self.exercise)}: "
-            f"{html.escape(self.title)}"
-            f'<div style="margin-top:4px">{html.escape(self.message)}</div>{hint}</div>'
+            f"{_html(self.title)}"
+            f'<div style="margin-top:4px">{_html(self.message)}</div>{hint}</div>'
         )
 
     def to_dict(self) -> dict[str, str]:

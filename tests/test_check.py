@@ -10,7 +10,7 @@ from torch import nn
 
 from buflesson import check, checks, exercises
 from buflesson.checks import Fail, exercise
-from buflesson.probes import build_module, expect_kind, save_and_reload
+from buflesson.probes import build, expect_kind, expect_module_class, save_and_reload, tensor
 from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
 
 ANSWERS = Path(__file__).resolve().parent.parent / "notebooks" / "answers"
@@ -29,7 +29,7 @@ def test_each_exercise_heading_in_the_lessons_names_its_check_title():
     for path in sorted(ANSWERS.glob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
             for match in re.finditer(r"^### Exercise (\S+) · (.+)$", cell.source, flags=re.MULTILINE):
-                headings[match[1]] = match[2].replace("`", "").strip()  # markdown code marks
+                headings[match[1]] = match[2].strip()
     titles = {exercise_id: ex.title for exercise_id, ex in exercises().items()}
     assert headings == titles
 
@@ -68,10 +68,11 @@ def test_wrong_answers_never_raise(exercise_id, bad):
 
 # A test-only exercise shows how check() turns each outcome into a result.
 def _scale_is_saved_buffer(answer):
-    model = build_module(answer)
-    expect_kind(model, "scale", "buffer", sample=torch.ones(1, 2))
-    fresh = save_and_reload(model, lambda: build_module(answer))
-    if not torch.equal(fresh.scale, model.scale):
+    expect_module_class(answer, "Scale")
+    model = build(answer)
+    expect_kind(answer, model, "scale", "buffer", sample=torch.ones(1, 2))
+    fresh = save_and_reload(model, lambda: build(answer))
+    if not torch.equal(tensor(fresh, "scale"), tensor(model, "scale")):
         raise Fail("scale changed in the round trip.")
 
 
@@ -121,6 +122,7 @@ def test_test_exercise_outcomes(test_exercise):
     assert "created inside forward" in check("test.buffer", _InForward).message
     broken = check("test.buffer", _Broken)
     assert broken.status == FAILED and "ValueError: boom in init" in broken.message
+    assert "Creating _Broken()" in broken.message and "PyTorch" not in broken.hint
     assert check("test.buffer", _NotYet).status == NOT_ATTEMPTED
     assert "not the class" in check("test.buffer", _Good()).message
 

@@ -6,10 +6,15 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from buflesson import check
+from buflesson.devices import checking_device
 from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED
+from buflesson.standin import STANDIN
+
+DEVICE = checking_device()
 
 
 class Ramp(nn.Module):
@@ -38,9 +43,31 @@ class OnesOnCpu(Ramp):
         return self.linear(x * torch.ones(3).cumsum(0))
 
 
-class RampMatmulOnCpu(Ramp):  # meta does not check a matmul with a cpu tensor; .double() shows it
+class RampMatmulOnCpu(Ramp):  # a float32 CPU matrix: refused on the device, and again after .double()
     def forward(self, x):
         return self.linear(x @ torch.diag(torch.arange(1.0, 4.0)))
+
+
+class RampMatmulFollowsDtypeOnCpu(Ramp):  # right dtype, CPU device: only a GPU (or the stand-in) refuses it
+    def forward(self, x):
+        return self.linear(x @ torch.diag(torch.arange(1, x.shape[-1] + 1, dtype=x.dtype)))
+
+
+class RampLinearOnCpu(Ramp):  # the ramp as the weight of F.linear, made on the CPU
+    def forward(self, x):
+        return self.linear(F.linear(x, torch.diag(torch.arange(1, x.shape[-1] + 1, dtype=x.dtype))))
+
+
+class RampIndexedWithCpuIndices(Ramp):  # a device tensor indexed with CPU indices: a GPU accepts it
+    def forward(self, x):
+        ramp = torch.arange(1, 4, device=x.device, dtype=x.dtype)[torch.tensor([0, 1, 2])]
+        return self.linear(x * ramp)
+
+
+class RampTimesCpuScalar(Ramp):  # a 0-dim CPU tensor next to device tensors: a GPU accepts it
+    def forward(self, x):
+        ramp = torch.arange(1, x.shape[-1] + 1, device=x.device) * torch.tensor(1.0)
+        return self.linear(x * ramp)
 
 
 class RampBufferInForward(Ramp):
@@ -72,24 +99,29 @@ class NotYet(Ramp):
         raise NotImplementedError
 
 
-@pytest.mark.parametrize("answer", [Ramp, RampFollowsWeights])
-def test_2_1_accepts_a_tensor_made_on_the_right_device(answer):
+@pytest.mark.parametrize("answer", [Ramp, RampFollowsWeights, RampIndexedWithCpuIndices, RampTimesCpuScalar])
+def test_2_1_accepts_what_runs_on_a_gpu(answer):
     assert check("2.1", answer).status == PASSED
 
 
 @pytest.mark.parametrize(
-    "answer, message",
-    [
-        (RampOnCpu, "Tensor on device cpu is not on the expected device meta!"),
-        (OnesOnCpu, "After model.to('meta'), forward raised RuntimeError"),
-        (RampMatmulOnCpu, "After model.double(), forward raised RuntimeError: expected m1 and m2"),
-    ],
+    "answer", [RampOnCpu, OnesOnCpu, RampMatmulOnCpu, RampMatmulFollowsDtypeOnCpu, RampLinearOnCpu]
 )
-def test_2_1_a_tensor_on_a_fixed_device_gets_the_device_hint(answer, message):
+def test_2_1_a_tensor_on_a_fixed_device_gets_the_device_hint(answer):
     result = check("2.1", answer)
     assert result.status == FAILED
-    assert message in result.message
+    assert f"After model.to('{DEVICE.type}'), forward raised" in result.message
+    assert "Expected all tensors to be on the same device" in result.message
     assert "device=x.device" in result.hint
+
+
+@pytest.mark.parametrize("answer", [RampMatmulFollowsDtypeOnCpu, RampLinearOnCpu])
+def test_2_1_refuses_what_plain_meta_would_let_through(answer):
+    model = answer()
+    out = model.to(STANDIN)(torch.ones(4, 3, device=STANDIN))  # plain meta: no device check in mm
+    assert out.device == STANDIN
+    if DEVICE == STANDIN:
+        assert "buflesson's GPU stand-in, which refuses aten.mm.default" in check("2.1", answer).message
 
 
 @pytest.mark.parametrize(
@@ -149,11 +181,19 @@ def test_2_2_placeholder_and_none():
 # The device lessons store the outputs of a CPU-only run (the meta device); nbval must find the same
 # outputs equal on a machine with CUDA once tests/nbval_sanitize.cfg has been applied.
 ROOT = Path(__file__).resolve().parent.parent
-CPU_WHY = (
-    "No accelerator here: using the meta device, "
-    "which refuses a CPU tensor as a GPU would (its message differs)."
-)
-CPU_MISMATCH = "Tensor on device cpu is not on the expected device meta!"
+CPU_WHYS = [
+    "No accelerator here: using buflesson's GPU stand-in, the meta device checked by CUDA's device rule.",
+    # what lesson 3's stored outputs still say until it is regenerated
+    "No accelerator here: using the meta device, which refuses a CPU tensor as a GPU would "
+    "(its message differs).",
+]
+CPU_MISMATCHES = {
+    "StandInDeviceError: Expected all tensors to be on the same device, but found at least two devices, meta "
+    "and cpu! (buflesson's GPU stand-in, which refuses aten.add.Tensor here as CUDA does)": "RuntimeError: "
+    "Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!",
+    "Tensor on device cpu is not on the expected device meta!": "Expected all tensors to be on the same "
+    "device, but found at least two devices, cuda:0 and cpu!",
+}
 CUDA_MISMATCHES = [
     "Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!",
     "Expected all tensors to be on the same device, but got mat1 is on cpu, different from other tensors "
@@ -171,7 +211,11 @@ def _sanitize(text: str) -> str:
 
 def _as_on_cuda(text: str) -> str:
     """What a CUDA machine prints where the CPU-only run printed `text`."""
-    text = text.replace(CPU_WHY, "Using the accelerator: cuda.").replace(CPU_MISMATCH, CUDA_MISMATCHES[0])
+    for why in CPU_WHYS:
+        text = text.replace(why, "Using the accelerator: cuda.")
+    for mismatch, cuda in CPU_MISMATCHES.items():
+        text = text.replace(mismatch, cuda)
+    text = re.sub(r"\bStandInDeviceError\b", "RuntimeError", text)
     text = text.replace("meta  ", "cuda:0")  # inventory's device column is 6 wide: "cuda:0" fills it
     return re.sub(r"\bmeta\b", "cuda:0", text)
 
@@ -202,5 +246,7 @@ def test_stored_device_outputs_compare_equal_on_a_cuda_machine(path):
 
 
 @pytest.mark.parametrize("cuda_message", CUDA_MISMATCHES)
-def test_each_cuda_wording_of_a_device_mismatch_is_sanitized_like_meta(cuda_message):
-    assert _sanitize(cuda_message) == _sanitize(CPU_MISMATCH) == "DEVICE-MISMATCH"
+@pytest.mark.parametrize("cpu_message", list(CPU_MISMATCHES))
+def test_each_cuda_wording_of_a_device_mismatch_is_sanitized_like_the_stand_in(cuda_message, cpu_message):
+    assert _sanitize(cuda_message) == "DEVICE-MISMATCH"
+    assert _sanitize(cpu_message) in ("DEVICE-MISMATCH", "RuntimeError: DEVICE-MISMATCH")

@@ -1,16 +1,18 @@
 """Lesson 3 checks: 3.1 keeps mean and std as buffers, 3.2 keeps a mask the optimizer leaves alone."""
 
-import pytest
 import torch
 from torch import nn
 
 from buflesson import check
-from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED
+from buflesson.results import FAILED, NOT_ATTEMPTED
+
+from corpus import Wrong, verdict_tests
 
 MEAN, STD = [0.5, -1.0, 2.0], [1.0, 2.0, 0.5]
+SHARED_MEAN = torch.tensor(MEAN)
 
 
-class Standardize(nn.Module):
+class Standardize(nn.Module):  # the answer notebook's answer
     def __init__(self):
         super().__init__()
         self.hidden = nn.Linear(3, 4)
@@ -26,6 +28,31 @@ class WithNnBuffer(Standardize):
     def __init__(self):
         super().__init__()
         self.mean = nn.Buffer(torch.tensor(MEAN))
+        self.std = nn.Buffer(torch.tensor(STD))
+
+
+class BuffersFirst(nn.Module):  # buffers registered before the layers, from other constructors
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(MEAN, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor([2.0, 4.0, 1.0]) / 2)
+        self.hidden = nn.Linear(3, 4)
+        self.out = nn.Linear(4, 1, bias=False)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden((x - self.mean) / self.std)))
+
+
+class WithExtras(Standardize):  # extra harmless code: a name, a helper, a note
+    def __init__(self):
+        super().__init__()
+        self.note = "standardizes with fixed statistics"
+
+    def standardized(self, x):
+        return (x - self.mean) / self.std
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(self.standardized(x))))
 
 
 class Plain(Standardize):
@@ -72,54 +99,40 @@ class WrongValues(Standardize):
         self.register_buffer("std", torch.ones(3))
 
 
+class FourRowsOnly(Standardize):  # works for the lesson's batch of 4 rows only
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden((x.reshape(4, 3) - self.mean) / self.std)))
+
+
+class Float64Buffers(Standardize):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(MEAN, dtype=torch.float64))
+        self.register_buffer("std", torch.tensor(STD, dtype=torch.float64))
+
+
+class SharedTensor(Standardize):  # every model holds the same tensor object
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", SHARED_MEAN)
+
+
+class SwitchesGradOff(Standardize):
+    def __init__(self):
+        super().__init__()
+        torch.set_grad_enabled(False)
+
+
 class NotYet(Standardize):
     def __init__(self):
         super().__init__()
         raise NotImplementedError
 
 
-@pytest.mark.parametrize("answer", [Standardize, WithNnBuffer])
-def test_3_1_accepts_buffers(answer):
-    result = check("3.1", answer)
-    assert result.status == PASSED, result
-
-
-@pytest.mark.parametrize(
-    "answer, message, hint",
-    [
-        (Plain, "'std' is a plain tensor attribute", "register_buffer('std'"),
-        (Frozen, "'mean' is an nn.Parameter", "unfreeze all"),
-        (NotPersistent, "'std' is a buffer with persistent=False", "Drop persistent=False"),
-        (InForward, "created inside forward", "Create it once in __init__"),
-        (Renamed, "no tensor named 'std'", "Keep the name 'std'"),
-        (WrongValues, "std holds [1.0, 1.0, 1.0], expected [1.0, 2.0, 0.5]", "torch.tensor([1.0, 2.0, 0.5])"),
-    ],
-)
-def test_3_1_names_each_mistake(answer, message, hint):
-    result = check("3.1", answer)
-    assert result.status == FAILED
-    assert message in result.message and hint in result.hint
-
-
-def test_3_1_placeholder_and_wrong_types():
-    assert check("3.1", ...).status == NOT_ATTEMPTED
-    assert check("3.1", NotYet).status == NOT_ATTEMPTED
-    assert check("3.1", None).status == FAILED
-    assert check("3.1", nn.Linear).status == FAILED
-
-
-def test_3_1_leaves_the_students_random_state_alone():
-    torch.manual_seed(123)
-    expected = torch.rand(1)
-    torch.manual_seed(123)
-    check("3.1", Standardize)
-    assert torch.equal(torch.rand(1), expected)
-
-
 MASK = torch.tril(torch.ones(3, 3))
 
 
-class Masked(nn.Module):
+class Masked(nn.Module):  # the answer notebook's answer
     def __init__(self):
         super().__init__()
         self.linear = nn.Linear(3, 3)
@@ -127,6 +140,28 @@ class Masked(nn.Module):
 
     def forward(self, x):
         return nn.functional.linear(x, self.linear.weight * self.mask, self.linear.bias)
+
+
+class BoolMask(Masked):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mask", torch.ones(3, 3, dtype=torch.bool).tril())
+
+
+class MaskNnBuffer(Masked):
+    def __init__(self):
+        super().__init__()
+        self.mask = nn.Buffer(torch.ones_like(self.linear.weight).tril())
+
+
+class MaskLoop(Masked):  # the same mask, built element by element
+    def __init__(self):
+        super().__init__()
+        mask = torch.zeros(3, 3)
+        for i in range(3):
+            for j in range(i + 1):
+                mask[i, j] = 1.0
+        self.register_buffer("mask", mask)
 
 
 class MaskPlain(Masked):
@@ -171,6 +206,12 @@ class MaskUnused(Masked):
         return self.linear(x)
 
 
+class MaskUpper(Masked):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mask", torch.triu(torch.ones(3, 3)))
+
+
 class MaskFrozenLayer(Masked):
     def __init__(self):
         super().__init__()
@@ -181,30 +222,55 @@ class MaskFrozenLayer(Masked):
         return super().forward(x) + self.bias
 
 
-def test_3_2_accepts_a_mask_buffer():
-    result = check("3.2", Masked)
-    assert result.status == PASSED, result
+RIGHT = {
+    "3.1": [Standardize, WithNnBuffer, BuffersFirst, WithExtras],
+    "3.2": [Masked, BoolMask, MaskNnBuffer, MaskLoop],
+}
 
-
-@pytest.mark.parametrize(
-    "answer, message, hint",
-    [
-        (MaskPlain, "'mask' is a plain tensor attribute", "register_buffer('mask'"),
-        (MaskFrozen, "'mask' is an nn.Parameter", "Fixed state belongs in a buffer"),
-        (MaskNotPersistent, "persistent=False", "Drop persistent=False"),
-        (MaskInForward, "created inside forward", "Create it once in __init__"),
-        (MaskRequiresGrad, "mask requires grad", "without requires_grad=True"),
-        (MaskUnused, "other values than the masked layer", "Keep the given forward"),
-        (MaskFrozenLayer, "did not change linear.weight", "Keep the given layer trainable"),
+WRONG = {
+    "3.1": [
+        Wrong(Plain, "'std' is a plain tensor attribute", "register_buffer('std'"),
+        Wrong(Frozen, "'mean' is an nn.Parameter", "unfreeze all"),
+        Wrong(NotPersistent, "'std' is a buffer with persistent=False", "without persistent=False"),
+        Wrong(InForward, "created inside forward", "Create it once in __init__"),
+        Wrong(Renamed, "no tensor named 'std'", "Keep the name 'std'"),
+        Wrong(WrongValues, "std starts as [1.0, 1.0, 1.0]", "torch.tensor([1.0, 2.0, 0.5])"),
+        Wrong(FourRowsOnly, "forward raised RuntimeError", "Run that step yourself"),
+        Wrong(Float64Buffers, "mean is torch.float64", "torch.tensor([...]) gives float32"),
+        Wrong(SharedTensor, "hold the same mean tensor", "not a tensor made once outside the"),
+        Wrong(SwitchesGradOff, "changed gradient tracking", "torch.no_grad()"),
+        Wrong(Standardize(), "not the class", "check(..., Standardize)"),
     ],
-)
-def test_3_2_names_each_mistake(answer, message, hint):
-    result = check("3.2", answer)
-    assert result.status == FAILED
-    assert message in result.message and hint in result.hint
+    "3.2": [
+        Wrong(MaskPlain, "'mask' is a plain tensor attribute", "register_buffer('mask'"),
+        Wrong(MaskFrozen, "'mask' is an nn.Parameter", "Fixed state belongs in a buffer"),
+        Wrong(MaskNotPersistent, "persistent=False", "without persistent=False"),
+        Wrong(MaskInForward, "created inside forward", "Create it once in __init__"),
+        Wrong(MaskRequiresGrad, "mask requires grad", "without requires_grad=True"),
+        Wrong(MaskUnused, "other values than the masked layer", "Keep the given forward"),
+        Wrong(MaskUpper, "mask starts as", "torch.tril(torch.ones(3, 3))"),
+        Wrong(MaskFrozenLayer, "did not change linear.weight", "Keep the given layer trainable"),
+        Wrong(MASK, "Expected the class MaskedLinear", "Pass the class"),
+    ],
+}
+
+test_right_answer_passes, test_wrong_answer_fails_naming_its_mistake = verdict_tests(RIGHT, WRONG)
 
 
-def test_3_2_placeholder_and_wrong_types():
+def test_3_1_placeholder_and_wrong_types():
+    assert check("3.1", ...).status == NOT_ATTEMPTED
+    assert check("3.1", NotYet).status == NOT_ATTEMPTED
+    assert check("3.1", None).status == FAILED
+    assert check("3.1", nn.Linear).status == FAILED
+
+
+def test_3_1_leaves_the_students_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    check("3.1", Standardize)
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_3_2_placeholder():
     assert check("3.2", ...).status == NOT_ATTEMPTED
-    assert check("3.2", None).status == FAILED
-    assert check("3.2", MASK).status == FAILED

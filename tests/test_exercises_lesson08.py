@@ -48,6 +48,13 @@ class StatsWrongFormula(FreshStats):
         return self.linear(x - self.mean)
 
 
+class StatsThroughCpuMatmul(FreshStats):
+    """Reads the buffers by name, then multiplies by a matrix made on the CPU in forward."""
+
+    def forward(self, x):
+        return self.linear(((x - self.mean) / self.std) @ torch.eye(3, dtype=x.dtype))
+
+
 class StatsNotYet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -58,6 +65,16 @@ class StatsNotYet(nn.Module):
 def test_8_1_right_answer_passes():
     result = check("8.1", FreshStats)
     assert result.status == PASSED, str(result)
+
+
+def test_8_1_a_cpu_tensor_in_a_matrix_product_fails_on_the_device():
+    # Plain meta lets a CPU matrix through `@`; a GPU, and buflesson's stand-in, refuse it.
+    result = check("8.1", StatsThroughCpuMatmul)
+    assert result.status == FAILED
+    assert (
+        "forward raised" in result.message
+        and "Expected all tensors to be on the same device" in result.message
+    )
 
 
 @pytest.mark.parametrize(

@@ -189,7 +189,7 @@ def test_guard_puts_back_what_student_code_patches():
 
     checks.exercises()
     guard = Guard()
-    originals = (torch.equal, torch.nn.Module.state_dict, buflesson.probes.build_module, checks.check)
+    originals = (torch.equal, torch.nn.Module.state_dict, buflesson.probes.build, checks.check)
     registry = dict(checks._REGISTRY)
     try:
         torch.equal = lambda a, b: True
@@ -200,7 +200,7 @@ def test_guard_puts_back_what_student_code_patches():
         builtins.sneaky = True
     finally:
         guard.restore()
-    assert (torch.equal, torch.nn.Module.state_dict, buflesson.probes.build_module, checks.check) == originals
+    assert (torch.equal, torch.nn.Module.state_dict, buflesson.probes.build, checks.check) == originals
     assert checks._REGISTRY == registry and not hasattr(builtins, "sneaky")
     assert not torch.equal(torch.ones(1), torch.zeros(1))
 

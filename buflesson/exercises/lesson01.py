@@ -9,12 +9,14 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from buflesson.checks import Fail, exercise
+from buflesson.checks import Fail
+from buflesson.legacy_probes import call_student, legacy_exercise, same
 from buflesson.models import plain_offset_model, sample_input, standardize_model
-from buflesson.probes import call_student, same
 
 
-@exercise("1.1", "Predict the keys of state_dict()", passed="Right: only the layers' parameters are saved.")
+@legacy_exercise(
+    "1.1", "Predict the keys of `state_dict()`", passed="Right: only the layers' parameters are saved."
+)
 def predict_keys(answer: object) -> None:
     if isinstance(answer, (str, bytes)) or not isinstance(answer, (list, tuple, set, frozenset, dict)):
         raise Fail(
@@ -66,7 +68,7 @@ def _tensors(value: object) -> Iterator[torch.Tensor]:
             yield from _tensors(item)
 
 
-@exercise(
+@legacy_exercise(
     "1.2",
     "Save and restore the offset by hand",
     passed="The offset survived the round trip through a real file.",

@@ -3,76 +3,117 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
+import torch.nn.functional as F
 
 from buflesson.checks import Fail, exercise
+from buflesson.handles import Remote
 from buflesson.inventory import BUFFER
-from buflesson.models import SEED, Standardize, sample_input
 from buflesson.probes import (
-    build_isolated,
-    call_student,
+    Draw,
+    build,
+    close,
+    expect_dtype_follows,
+    expect_follows_double,
     expect_kind,
-    move,
+    expect_module_class,
+    expect_own_tensors,
+    expect_runs_on_device,
+    forward,
+    leaves_global_state,
+    rounded,
     same,
     save_and_reload,
     sgd_step,
+    state_dict,
+    student,
+    tensor,
 )
 
+MEAN = torch.tensor([0.5, -1.0, 2.0])
+STD = torch.tensor([1.0, 2.0, 0.5])
+MASK = torch.tril(torch.ones(3, 3))
+LESSON_ROWS = (4,)  # the batch size the lesson's sample_input() gives: never the only one checked
 
-def _expect_values(model: nn.Module, name: str, expected: torch.Tensor) -> None:
-    actual = getattr(model, name)
+
+def _expect_values(model: Remote, name: str, expected: torch.Tensor) -> torch.Tensor:
+    actual = tensor(model, name)
     if not same(actual, expected):
         raise Fail(
-            f"{name} holds {actual.tolist()}, expected {expected.tolist()}.",
-            f"Register the tensor torch.tensor({expected.tolist()}).",
+            "{name} starts as {actual}, but the exercise gives {expected}.",
+            "Register the values the exercise states: torch.tensor({expected}).",
+            name=name,
+            actual=rounded(actual),
+            expected=expected.tolist(),
         )
-
-
-def _runs_on_meta(answer: object, x: torch.Tensor) -> None:
-    """Move a fresh model to the meta device and run it there: every tensor it uses must follow."""
-    model = move(build_isolated(answer, seed=SEED), torch.device("meta"))
-    out = call_student(model, x.to("meta"), what="After model.to('meta'), forward")
-    if out.device.type != "meta":
+    if actual.dtype != torch.float32:
         raise Fail(
-            f"After model.to('meta'), forward returned a tensor on {out.device}.",
-            "Every tensor forward uses must be a parameter or a buffer so that .to() moves it.",
+            "{name} is {dtype}, but the model's layers are torch.float32: forward would mix the two.",
+            "Keep the model's tensors float32 (torch.tensor([...]) gives float32), so that .double() "
+            "and .float() decide the dtype of the whole model.",
+            name=name,
+            dtype=str(actual.dtype),
         )
+    return actual
+
+
+def _standardize(x: torch.Tensor, state: dict, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """What Standardize computes, from its state: out(relu(hidden((x - mean) / std)))."""
+    hidden = F.linear((x - mean) / std, state["hidden.weight"], state["hidden.bias"])
+    return F.linear(torch.relu(hidden), state["out.weight"])
+
+
+def _layers(state: dict, names: tuple[str, ...], hint: str) -> None:
+    missing = [name for name in names if name not in state]
+    if missing:
+        raise Fail("The model has no {missing}.", hint, missing=", ".join(missing))
 
 
 @exercise(
     "3.1",
-    "Keep mean and std as buffers",
+    "Keep `mean` and `std` as buffers",
     passed="mean and std are buffers: saved, reloaded, and moved with the model.",
 )
-def standardize_with_buffers(answer: object) -> None:
-    x = sample_input()
-    model = build_isolated(answer, seed=SEED)
+def standardize_with_buffers(answer: Remote) -> None:
+    expect_module_class(answer, "Standardize")
+    draw = Draw()
+    before = answer.session.state()
+    rows_a, rows_b = draw.sizes(2, 2, 9, avoid=LESSON_ROWS)
+    x, y = draw.randn(rows_a, 3), draw.randn(rows_b, 3)
+    model = build(answer, seed=draw.seed())
     for name in ("mean", "std"):
-        expect_kind(model, name, BUFFER, sample=x)
-    with torch.random.fork_rng(devices=[]):
-        reference = Standardize()
-    _expect_values(model, "mean", reference.mean)
-    _expect_values(model, "std", reference.std)
-    out = call_student(model, x, what="forward")
-    hidden, last = getattr(model, "hidden", None), getattr(model, "out", None)
-    if not (isinstance(hidden, nn.Linear) and isinstance(last, nn.Linear)):
-        raise Fail("The layers `hidden` and `out` are missing.", "Keep the two given nn.Linear lines.")
-    expected = last(torch.relu(hidden((x - reference.mean) / reference.std)))
-    if not same(out, expected):
-        raise Fail("forward gives other values than Standardize does.", "Keep the given forward.")
+        expect_kind(answer, model, name, BUFFER, sample=x)
+    mean = _expect_values(model, "mean", MEAN)
+    std = _expect_values(model, "std", STD)
+    state = state_dict(model)
+    _layers(state, ("hidden.weight", "hidden.bias", "out.weight"), "Keep the two given nn.Linear lines.")
+    for sample in (x, y):
+        out = forward(model, sample)
+        expect_dtype_follows(out, sample)
+        if not close(out, _standardize(sample, state, mean, std)):
+            raise Fail(
+                "forward gives other values than out(relu(hidden((x - mean) / std))) for a batch of "
+                "{rows} rows.",
+                "Keep the given forward; it must work for any number of rows.",
+                rows=sample.shape[0],
+            )
 
-    with torch.no_grad():
-        model.mean += 1.0
-        model.std *= 2.0
-    fresh = save_and_reload(model, lambda: build_isolated(answer, seed=SEED))
-    for name in ("mean", "std"):
-        if not same(getattr(fresh, name), getattr(model, name)):
-            raise Fail(f"{name} lost its value in a save/load round trip through a file.")
+    expect_own_tensors(answer, ("mean", "std"))
+    with student("changing mean and std in place"):
+        model.attr("mean", keep=True).method("add_", 1.5)
+        model.attr("std", keep=True).method("mul_", 2.0)
+    fresh = save_and_reload(model, lambda: build(answer, seed=draw.seed()))
+    for name, expected in (("mean", mean + 1.5), ("std", std * 2.0)):
+        if not same(tensor(fresh, name), expected):
+            raise Fail("{name} lost its value in a save/load round trip through a file.", name=name)
+    if not close(forward(fresh, y), forward(model, y)):
+        raise Fail("The reloaded model computes something else than the saved one.")
 
-    _runs_on_meta(answer, x)
-
-
-MASK = torch.tril(torch.ones(3, 3))
+    expect_runs_on_device(answer, x, ("mean", "std"))
+    doubled = expect_follows_double(answer, x, ("mean", "std"))
+    expected = _standardize(x.double(), state_dict(doubled), MEAN.double(), STD.double())
+    if not close(forward(doubled, x.double()), expected):
+        raise Fail("After model.double(), forward gives other values than before.")
+    leaves_global_state(before, answer.session.state(), "Building and running your model")
 
 
 @exercise(
@@ -80,39 +121,58 @@ MASK = torch.tril(torch.ones(3, 3))
     "A mask the optimizer leaves alone",
     passed="mask is a buffer: not a parameter, no gradient, unchanged by the optimizer step, and saved.",
 )
-def masked_linear(answer: object) -> None:
-    x = sample_input()
-    model = build_isolated(answer, seed=SEED)
-    expect_kind(model, "mask", BUFFER, sample=x)
-    _expect_values(model, "mask", MASK)
-    linear = getattr(model, "linear", None)
-    if not isinstance(linear, nn.Linear):
+def masked_linear(answer: Remote) -> None:
+    expect_module_class(answer, "MaskedLinear")
+    draw = Draw()
+    before = answer.session.state()
+    rows_a, rows_b = draw.sizes(2, 2, 9, avoid=LESSON_ROWS)
+    x, y = draw.randn(rows_a, 3), draw.randn(rows_b, 3)
+    model = build(answer, seed=draw.seed())
+    row = expect_kind(answer, model, "mask", BUFFER, sample=x)
+    mask = tensor(model, "mask")
+    if not same(mask, MASK):
         raise Fail(
-            "The model has no nn.Linear named `linear`.", "Keep the given line self.linear = nn.Linear(3, 3)."
+            "mask starts as {actual}, but the exercise gives torch.tril(torch.ones(3, 3)).",
+            "Register the lower-triangular mask: torch.tril(torch.ones(3, 3)).",
+            actual=rounded(mask),
         )
-    out = call_student(model, x, what="forward")
-    if not same(out, nn.functional.linear(x, linear.weight * MASK, linear.bias)):
-        raise Fail("forward gives other values than the masked layer should.", "Keep the given forward.")
-    if model.mask.requires_grad:
+    if row["requires_grad"]:
         raise Fail(
-            "mask requires grad, so backward() would compute a gradient nobody uses.",
+            "mask requires grad, so backward() computes a gradient for it that nobody uses.",
             "Register the tensor without requires_grad=True: torch.tril(torch.ones(3, 3)) is all it takes.",
         )
-    weight = linear.weight.detach().clone()
+    state = state_dict(model)
+    _layers(state, ("linear.weight", "linear.bias"), "Keep the given line self.linear = nn.Linear(3, 3).")
+    for sample in (x, y):
+        expected = F.linear(sample, state["linear.weight"] * MASK, state["linear.bias"])
+        out = forward(model, sample)
+        expect_dtype_follows(out, sample)
+        if not close(out, expected):
+            raise Fail(
+                "forward gives other values than the masked layer for a batch of {rows} rows.",
+                "Keep the given forward; it must work for any number of rows.",
+                rows=sample.shape[0],
+            )
+
     sgd_step(model, x)
-    if model.mask.grad is not None:
+    if tensor(model, "mask").requires_grad or model.attr("mask.grad") is not None:
         raise Fail("mask got a gradient in backward().", "Register a tensor that does not require grad.")
-    if not same(model.mask, MASK):
+    if not same(tensor(model, "mask"), MASK):
         raise Fail(
             "The optimizer step changed mask.", "Register mask as a buffer: the optimizer never sees it."
         )
-    if same(linear.weight, weight):
+    if same(tensor(model, "linear.weight"), state["linear.weight"]):
         raise Fail(
             "The optimizer step did not change linear.weight.",
             "Keep the given layer trainable; only the mask is fixed.",
         )
 
-    fresh = save_and_reload(model, lambda: build_isolated(answer, seed=SEED))
-    if not same(fresh.mask, model.mask):
+    expect_own_tensors(answer, ("mask",))
+    with student("changing mask in place"):
+        model.attr("mask", keep=True).method("fill_", 1)
+    fresh = save_and_reload(model, lambda: build(answer, seed=draw.seed()))
+    if not same(tensor(fresh, "mask"), torch.ones(3, 3)):
         raise Fail("mask lost its value in a save/load round trip through a file.")
-    _runs_on_meta(answer, x)
+    expect_runs_on_device(answer, x, ("mask",))
+    expect_follows_double(answer, x, ())
+    leaves_global_state(before, answer.session.state(), "Building and running your model")

@@ -9,10 +9,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from buflesson.checks import Fail, exercise
+from buflesson.checks import Fail
 from buflesson.inventory import BUFFER
+from buflesson.legacy_probes import call_student, kind_of, legacy_exercise, same
 from buflesson.models import BufferOffset, sample_input
-from buflesson.probes import call_student, kind_of, same
 
 
 def _expect_function(answer: object, exercise_id: str, name: str) -> None:
@@ -109,7 +109,7 @@ def _check_gradient(answer: object, model: nn.Module, name: str, x: torch.Tensor
         )
 
 
-@exercise(
+@legacy_exercise(
     "4.1",
     "The gradient of the loss with respect to a buffer",
     passed="Right: the buffer got a gradient only while it required grad, and the model is as it was.",
@@ -149,7 +149,7 @@ def _numel(tensors) -> int:
     return sum(t.numel() for t in tensors)
 
 
-@exercise(
+@legacy_exercise(
     "4.2",
     "Count what an optimizer step can change",
     passed="Right: only parameters that require grad are stepped; buffers never are.",

@@ -7,12 +7,13 @@ import copy
 import torch
 from torch import nn
 
-from buflesson.checks import Fail, exercise
+from buflesson.checks import Fail
 from buflesson.inventory import BUFFER
-from buflesson.probes import (
+from buflesson.legacy_probes import (
     build_isolated,
     call_student,
     expect_kind,
+    legacy_exercise,
     move,
     same,
     save_and_reload,
@@ -66,7 +67,7 @@ def _expect_running(model: nn.Module, expected: torch.Tensor, before: torch.Tens
     )
 
 
-@exercise(
+@legacy_exercise(
     "5.1",
     "A running mean kept as a buffer",
     passed="running_mean updates in train mode, stays fixed in eval mode, is saved, and follows .to().",
@@ -173,7 +174,7 @@ def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: buf.detach().clone() for name, buf in model.named_buffers()}
 
 
-@exercise(
+@legacy_exercise(
     "5.2",
     "Evaluate without touching the running statistics",
     passed="evaluate used the stored statistics, changed no buffer, tracked no gradient, restored the mode.",

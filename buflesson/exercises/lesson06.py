@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from buflesson.checks import Fail, exercise
+from buflesson.checks import Fail
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN
-from buflesson.probes import (
+from buflesson.legacy_probes import (
     build_isolated,
     call_student,
     expect_kind,
     kind_of,
+    legacy_exercise,
     move,
     same,
     save_and_reload,
@@ -37,7 +38,7 @@ def _forward_matches(model: nn.Module, scores: torch.Tensor, what: str) -> bool:
     return isinstance(out, torch.Tensor) and same(out, _masked(scores))
 
 
-@exercise(
+@legacy_exercise(
     "6.1",
     "A causal mask as a non-persistent buffer",
     passed="mask moves with the model, stays out of state_dict(), and old checkpoints still load.",
@@ -141,9 +142,9 @@ def _expect_fitted(model: nn.Module, data: torch.Tensor) -> None:
         raise Fail(f"After fit(), std is {model.std.tolist()}.", "Use the std over the batch: x.std(0).")
 
 
-@exercise(
+@legacy_exercise(
     "6.2",
-    "A normalizer with nn.Buffer and fit()",
+    "A normalizer with `nn.Buffer` and `fit()`",
     passed="mean and std stayed buffers through fit(): the fitted values are saved, reloaded and moved.",
 )
 def normalizer(answer: object) -> None:

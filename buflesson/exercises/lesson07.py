@@ -10,9 +10,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from buflesson.checks import Fail, NotAttempted, exercise
+from buflesson.checks import Fail, NotAttempted
 from buflesson.inventory import BUFFER
-from buflesson.probes import build_isolated, call_student, expect_kind, load_strict
+from buflesson.legacy_probes import build_isolated, call_student, expect_kind, legacy_exercise, load_strict
 from buflesson.versions import SensorV1, SensorV2, sensor_readings, sensor_v1_model
 
 LEARNED_MEAN = torch.tensor([18.5, 21.0, 19.5])
@@ -82,9 +82,9 @@ def _expect_same_outputs(model: nn.Module, old: SensorV1) -> None:
         raise Fail("The loaded model computes something else than the version-1 model it was saved from.")
 
 
-@exercise(
+@legacy_exercise(
     "7.1",
-    "Load a version-1 checkpoint into SensorV2",
+    "Load a version-1 checkpoint into `SensorV2`",
     passed="The old weights came back, mean holds the centre version 1 used, and no other key is forgiven.",
 )
 def load_old_checkpoint(answer: object) -> None:
@@ -168,9 +168,9 @@ _FILL_HINT = (
 )
 
 
-@exercise(
+@legacy_exercise(
     "7.2",
-    "Teach SensorV2 to read version-1 checkpoints",
+    "Teach `SensorV2` to read version-1 checkpoints",
     passed="Old checkpoints get mean = 20, new ones keep theirs, and a damaged version-2 file still fails.",
 )
 def migrating_sensor(answer: object) -> None:

@@ -6,12 +6,14 @@ import torch
 from torch import nn
 
 from buflesson.audit import audit
-from buflesson.checks import Fail, exercise
+from buflesson.checks import Fail
+from buflesson.devices import checking_device, device_rule
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER
-from buflesson.probes import (
+from buflesson.legacy_probes import (
     build_isolated,
     call_student,
     expect_kind,
+    legacy_exercise,
     load_strict,
     move,
     same,
@@ -36,18 +38,24 @@ def _expect_clean_audit(model: nn.Module, sample: object = None) -> None:
         raise Fail(f"audit finds a {first.problem} in {first.name}: {first.message}", first.fix)
 
 
-def _runs_on_meta(answer: object, x: torch.Tensor) -> None:
-    """Move a fresh model to the meta device and run it there: every tensor it uses must follow."""
-    model = move(build_isolated(answer), torch.device("meta"))
-    out = call_student(model, x.to("meta"), what="After model.to('meta'), forward")
-    if not isinstance(out, torch.Tensor) or out.device.type != "meta":
+def _runs_on_device(answer: object, x: torch.Tensor) -> None:
+    """Move a fresh model to the device and run it there: every tensor it uses must follow.
+
+    Without an accelerator the device is buflesson's GPU stand-in, which refuses what CUDA refuses.
+    """
+    device = checking_device()
+    where = f"After model.to('{device.type}')"
+    with device_rule():
+        model = move(build_isolated(answer), device)
+        out = call_student(model, x.to(device), what=f"{where}, forward")
+    if not isinstance(out, torch.Tensor) or out.device.type != device.type:
         raise Fail(
-            "After model.to('meta'), forward did not return a tensor on the meta device.",
+            f"{where}, forward did not return a tensor on that device.",
             "Every tensor forward uses must be a parameter or a buffer so that .to() moves it.",
         )
 
 
-@exercise(
+@legacy_exercise(
     "8.1",
     "Read the statistics by name, not through a list",
     passed="mean and std are read by name: after .double() and a load, forward uses the loaded values.",
@@ -76,10 +84,10 @@ def fresh_statistics(answer: object) -> None:
             "linear((x - mean) / std) with the loaded mean and std.",
             "In forward, read self.mean and self.std: a tensor kept anywhere else is the old one.",
         )
-    _runs_on_meta(answer, x)
+    _runs_on_device(answer, x)
 
 
-@exercise(
+@legacy_exercise(
     "8.2",
     "Register the mask so that it moves with the model",
     passed="mask moves with .to() and .double(), and checkpoints of the published model still load.",
@@ -113,10 +121,10 @@ def registered_mask(answer: object) -> None:
         raise Fail("After model.double(), forward gives other values or another dtype.")
     if model.mask.dtype != torch.float64:
         raise Fail("After model.double(), mask is still float32.", "Register mask as a buffer.")
-    _runs_on_meta(answer, x)
+    _runs_on_device(answer, x)
 
 
-@exercise(
+@legacy_exercise(
     "8.3",
     "Save the running peak",
     passed="peak is saved: a model reloaded from a checkpoint computes what the trained one does.",

@@ -16,9 +16,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from buflesson.checks import Fail, exercise
+from buflesson.checks import Fail
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN, inventory
-from buflesson.probes import call_student
+from buflesson.legacy_probes import call_student, legacy_exercise
 from buflesson.recap import everything_model, moved_names, saved_names, trained_names
 
 FROZEN = "frozen parameter"
@@ -133,27 +133,27 @@ def _compare(question: str, answer: object, truth: Callable[[], set[str]]) -> No
         )
 
 
-@exercise(
+@legacy_exercise(
     "9.1",
-    "Predict what state_dict() saves",
+    "Predict what `state_dict()` saves",
     passed="Right: parameters (frozen too) and persistent buffers are saved; nothing else.",
 )
 def predict_saved(answer: object) -> None:
     _compare("saved", answer, saved_names)
 
 
-@exercise(
+@legacy_exercise(
     "9.2",
-    "Predict what .to() moves",
+    "Predict what `.to()` moves",
     passed="Right: every parameter and every buffer moves, saved or not; plain attributes and None stay.",
 )
 def predict_moved(answer: object) -> None:
     _compare("moved", answer, moved_names)
 
 
-@exercise(
+@legacy_exercise(
     "9.3",
-    "Predict what optimizer.step() changes",
+    "Predict what `optimizer.step()` changes",
     passed="Right: only parameters that require grad; buffers change in forward, if at all.",
 )
 def predict_trained(answer: object) -> None:

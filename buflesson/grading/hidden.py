@@ -4,17 +4,18 @@ A hidden-checks file is plain Python, passed to `buflesson grade --hidden FILE`:
 
     from buflesson.checks import Fail
     from buflesson.grading.hidden import hidden
-    from buflesson.probes import build_module
+    from buflesson.probes import build, move, tensor
 
     @hidden("3.1", "The offset survives .double()", points=2)
     def offset_follows_dtype(answer):
-        model = build_module(answer).double()
-        if model.offset.dtype != torch.float64:
+        model = move(build(answer), torch.float64)
+        if tensor(model, "offset").dtype != torch.float64:
             raise Fail("offset stayed float32 after .double().")
 
-Each runs on the same answer object as the visible check of its exercise, after it. Its gradebook
-column is `EXERCISE+FUNCTION` (here `3.1+offset_follows_dtype`). Students see its title, whether it
-passed, and the `Fail` message: never its code, and never a traceback.
+Like an exercise's check, it receives the answer as a `Remote` (`buflesson.handles`) and asks the
+student's side to build, run and convert it (`buflesson.probes`). It runs after the visible check.
+Its gradebook column is `EXERCISE+FUNCTION` (here `3.1+offset_follows_dtype`). Students see its
+title, whether it passed, and the `Fail` message: never its code, and never a traceback.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from buflesson.checks import Fail, NotAttempted, is_placeholder
-from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
+from buflesson.checks import run_test
+from buflesson.handles import LocalLink, Remote, Session
+from buflesson.results import NOT_ATTEMPTED, CheckResult
+from buflesson.wire import Ref
 
 
 @dataclass(frozen=True)
@@ -76,19 +79,25 @@ def load_hidden(path: Path) -> list[HiddenCheck]:
 
 
 def run_hidden(check: HiddenCheck, answer: object, visible: CheckResult) -> CheckResult:
-    """Run one hidden check on `answer`; never raises for a wrong answer, never shows a traceback."""
+    """Run one hidden check on `answer`; never raises for a wrong answer, never shows a traceback.
 
-    def result(status: str, message: str, hint: str = "") -> CheckResult:
-        return CheckResult(check.id, check.title, status, message, hint)
+    `answer` is a `Remote`, or the answer object itself (then it runs in this process)."""
+    if visible.status == NOT_ATTEMPTED:
+        return CheckResult(check.id, check.title, NOT_ATTEMPTED, "Not attempted.")
+    bench = None
+    if not isinstance(answer, Remote):
+        from buflesson.workbench import Workbench
 
-    if visible.status == NOT_ATTEMPTED or is_placeholder(answer):
-        return result(NOT_ATTEMPTED, "Not attempted.")
+        bench = Workbench(answer)
+        answer = Remote(Session(LocalLink(bench)), Ref(1))
     try:
-        check.test(answer)
-    except NotAttempted:
-        return result(NOT_ATTEMPTED, "Not attempted.")
-    except Fail as failure:
-        return result(FAILED, failure.message, failure.hint)
-    except Exception:
-        return result(FAILED, "This hidden check could not finish on your answer.")
-    return result(PASSED, "Passed.")
+        result = run_test(check.id, check.title, "Passed.", check.test, answer)
+    finally:
+        if bench is not None:
+            bench.close()
+    if result.status == "failed" and result.message.startswith("The check could not finish"):
+        # A hidden check's own error text could show its code: say only that it failed.
+        return CheckResult(
+            check.id, check.title, result.status, "This hidden check could not finish on your answer."
+        )
+    return result
