@@ -154,8 +154,11 @@ def _line_for(ip, error: NameError) -> str | None:
 
 
 def install(ip) -> None:
-    """Show the advice above every NameError the shell `ip` reports (other errors untouched)."""
-    shown = ip.InteractiveTB.structured_traceback
+    """Show the advice above every NameError the shell `ip` reports (other errors untouched; idempotent)."""
+    formatter = ip.InteractiveTB
+    if getattr(formatter, "_buflesson_guides", False):
+        return
+    shown = formatter.structured_traceback
 
     def structured_traceback(etype, evalue, etb=None, tb_offset=None, *args, **kwargs):
         lines = shown(etype, evalue, etb, tb_offset, *args, **kwargs)
@@ -168,4 +171,5 @@ def install(ip) -> None:
                 return [f"{BOLD}{line}{PLAIN}", *lines]
         return lines
 
-    ip.InteractiveTB.structured_traceback = structured_traceback
+    formatter.structured_traceback = structured_traceback
+    formatter._buflesson_guides = True

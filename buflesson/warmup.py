@@ -84,5 +84,10 @@ def start() -> threading.Thread | None:
 
 
 def install(ip) -> None:
-    """The kernel extension's hook (buflesson.kernel): start the warm-up as the kernel starts."""
-    start()
+    """The kernel extension's hook (buflesson.kernel): start the warm-up as a lesson kernel starts.
+
+    Only in a Jupyter kernel (a shell with a `kernel`): a plain IPython shell loading the extension,
+    such as a test's, may go on to fork, and the warm-up is for students' kernels.
+    """
+    if getattr(ip, "kernel", None) is not None:
+        start()

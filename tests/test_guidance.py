@@ -154,3 +154,15 @@ def test_the_lesson_kernel_loads_the_guidance_and_the_warm_up(lesson):
         if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout"
     ]
     assert printed.strip() == "True True", "the kernel started the warm-up, which loaded torch._dynamo"
+
+
+def test_installing_twice_adds_the_line_once():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from buflesson.guidance import install
+
+    ip = InteractiveShell.instance()
+    install(ip)
+    wrapped = ip.InteractiveTB.structured_traceback
+    install(ip)
+    assert ip.InteractiveTB.structured_traceback is wrapped

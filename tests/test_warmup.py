@@ -55,3 +55,13 @@ def test_start_runs_once_in_the_background_and_can_be_turned_off():
     )
     assert _run(code, None).split() == ["True", "True", "True"]
     assert _run(code, "0").split() == ["True", "False", "False"]
+
+
+def test_the_extension_starts_it_only_in_a_jupyter_kernel():
+    code = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from buflesson import kernel, warmup\n"
+        "kernel.load_ipython_extension(InteractiveShell.instance())\n"
+        "print(warmup._started is None)"
+    )
+    assert _run(code, None) == "True"
