@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import threading
 import time
 
@@ -25,7 +26,7 @@ seconds: float | None = None  # how long the warm-up took, once it has finished
 
 def warm() -> None:
     """Use once what a check uses: meta tensors, .to()/.double(), backward, an optimizer step,
-    torch.save/load, and the exercise registry."""
+    torch.save/load (memory and file), the GPU stand-in's rule, and the exercise registry."""
     import torch
     from torch import nn
 
@@ -55,10 +56,33 @@ def warm() -> None:
     norm = nn.BatchNorm1d(2)  # ones and zeros: no random numbers
     norm(torch.ones(4, 2))
     norm.to("meta")
+    with tempfile.TemporaryDirectory(prefix="buflesson-") as folder:  # the checks' files
+        path = os.path.join(folder, "warm.pt")
+        torch.save(module.state_dict(), path)
+        torch.load(path, weights_only=True)
+    _warm_device_rule(nn, torch)
 
     from buflesson.checks import exercises
 
     exercises()
+
+
+def _warm_device_rule(nn, torch) -> None:
+    """Run a few operations under the GPU stand-in's rule, as the checks do (this thread only)."""
+    try:
+        from buflesson.standin import device_rule
+    except ImportError:  # a version without the stand-in
+        return
+    with device_rule() as device:
+        layer = nn.Module()
+        layer.weight = nn.Parameter(torch.zeros(2, 2))
+        layer.to(device)
+        x = torch.ones(3, 2, device=device)
+        _ = (x @ layer.weight.T).tril()
+        try:
+            _ = x + torch.ones(3, 2)
+        except RuntimeError:
+            pass
 
 
 def _run() -> None:
