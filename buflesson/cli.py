@@ -16,12 +16,36 @@ def _answers(given: str | None) -> Path:
 
 def _notebooks(args: argparse.Namespace) -> int:
     from buflesson.authoring import build_student_notebooks
+    from buflesson.translation import build_translations
 
     root = Path(args.notebooks)
     written = build_student_notebooks(root / "answers", root, run=not args.no_run, pattern=args.only)
+    written += build_translations(root, pattern=args.only, run=not args.no_run)
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _translations(args: argparse.Namespace) -> int:
+    import nbformat
+
+    from buflesson.authoring import stable_ids
+    from buflesson.translation import catalog_path, load_catalog, skeleton, status, write_catalog
+
+    root = Path(args.notebooks)
+    if args.stub:
+        for path in sorted((root / "answers").glob(args.stub)):
+            target = catalog_path(root, args.lang, path.stem)
+            answer = nbformat.read(path, as_version=4)
+            stable_ids(answer)
+            write_catalog(target, skeleton(answer, load_catalog(target) if target.exists() else {}))
+            print(f"wrote {target}")
+    problems = status(root, args.lang)
+    for lesson, items in problems.items():
+        print(f"{lesson}: {'complete' if not items else f'{len(items)} to do'}")
+        for item in items[: args.show]:
+            print(f"  {item}")
+    return 1 if any(problems.values()) else 0
 
 
 def _release(args: argparse.Namespace) -> int:
@@ -102,6 +126,15 @@ def parser() -> argparse.ArgumentParser:
     nbs.add_argument("--no-run", action="store_true", help="write sources only, no outputs")
     nbs.add_argument("--only", default="*.ipynb", help="glob of answer notebooks to build, e.g. '01-*'")
     nbs.set_defaults(run=_notebooks)
+
+    tr = sub.add_parser("translations", help="maintainers: what the lessons' translations still lack")
+    tr.add_argument("--lang", default="zh", help="language (default zh)")
+    tr.add_argument("--notebooks", default="notebooks", help="folder with answers/ and translations/")
+    tr.add_argument(
+        "--stub", metavar="GLOB", help="add todo entries for what lacks a translation, e.g. '03-*'"
+    )
+    tr.add_argument("--show", type=int, default=5, help="problems shown per lesson (default 5)")
+    tr.set_defaults(run=_translations)
 
     rel = sub.add_parser("release", help="instructors: write the student handout (no answers) to OUT_DIR")
     rel.add_argument("out_dir", metavar="OUT_DIR")

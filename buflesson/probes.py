@@ -14,7 +14,7 @@ import secrets
 import torch
 
 from buflesson.checks import Fail, NotAttempted
-from buflesson.handles import Remote, StudentError
+from buflesson.handles import Refused, Remote, StudentError
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN
 
 # --- inputs that change from run to run ---------------------------------------------------------
@@ -88,7 +88,7 @@ def expect_function(answer: Remote, name: str, exercise_id: str) -> None:
             "Expected the function {name}, got {type}.",
             "Pass the function itself, without calling it: check({exercise_id!r}, {name}).",
             name=name,
-            type=answer.info.get("type"),
+            type=f"the class {answer.name}" if answer.kind == "class" else answer.info.get("type"),
             exercise_id=exercise_id,
         )
 
@@ -102,6 +102,9 @@ def student(what: str):
     return _StudentCall(what)
 
 
+STEP_HINT = "Run that step yourself in a new cell to see the whole error and where it comes from."
+
+
 class _StudentCall:
     def __init__(self, what: str) -> None:
         self.what = what
@@ -111,15 +114,25 @@ class _StudentCall:
 
     def __exit__(self, kind, error, tb) -> bool:
         if isinstance(error, StudentError):
-            if error.not_implemented:
+            if error.not_implemented and not from_meta(error):
                 raise NotAttempted from None
-            raise Fail(
-                "{what} raised {error}",
-                "Run that step yourself in a new cell to see the whole error and where it comes from.",
-                what=self.what,
-                error=str(error),
-            ) from None
+            if from_meta(error):
+                raise Fail(
+                    "{what} raised {error}",
+                    "On the lessons' device your code copied a tensor back to the CPU (.cpu(), "
+                    ".to('cpu'), .tolist()); the stand-in device holds no data to copy. Keep every "
+                    "tensor on the model's device.",
+                    what=self.what,
+                    error=str(error),
+                ) from None
+            raise Fail("{what} raised {error}", STEP_HINT, what=self.what, error=str(error)) from None
         return False
+
+
+def from_meta(error: StudentError) -> bool:
+    """True for PyTorch's NotImplementedError about the data of a `meta` tensor (the stand-in device
+    holds none): an error of the student's code on that device, not an exercise left unwritten."""
+    return error.not_implemented and "meta tensor" in error.message
 
 
 def build(cls: Remote, *args: object, seed: int | None = None, name: str = "") -> Remote:
@@ -235,17 +248,23 @@ KIND_HINTS: dict[tuple[str, str], tuple[str, str]] = {
 
 
 def expect_kind(
-    answer_class: Remote, model: Remote, name: str, wanted: str, *, sample: torch.Tensor | None = None
+    answer_class: Remote,
+    model: Remote,
+    name: str,
+    wanted: str,
+    *,
+    sample: torch.Tensor | None = None,
+    args: tuple = (),
 ) -> dict:
     """Fail with the hint for what was found unless tensor `name` of `model` is of kind `wanted`;
     returns its inventory row. When `name` is missing after `__init__` but appears once forward has
-    run on `sample` (in a fresh model), the hint says it is made inside forward."""
+    run on `sample` (in a fresh model built with `args`), the hint says it is made inside forward."""
     found = rows(model).get(name)
     if found is not None and found["kind"] == wanted:
         return found
     if found is None:
         if sample is not None:
-            probe = build(answer_class)
+            probe = build(answer_class, *args)
             try:
                 probe.call(sample)
             except StudentError:
@@ -287,6 +306,29 @@ def save_and_reload(model: Remote, make_fresh, **load_kwargs: object) -> Remote:
     with student("load_state_dict"):
         fresh.call(loaded, method="load_state_dict", **load_kwargs)
     return fresh
+
+
+def save_file(session, value: object, name: str) -> str:
+    """`torch.save(value, path)` on the student's side, in the check's scratch folder; returns path.
+    `value` is plain data (a state dict with its `_metadata` travels as one) or a `Remote`."""
+    path = os.path.join(session.folder(), name)
+    with student("torch.save"):
+        session.lib("torch:save")(value, path)
+    return path
+
+
+def load_strict(model: Remote, path: str, what: str, hint: str) -> None:
+    """`model.load_state_dict(torch.load(path, weights_only=True))` (strict) on the student's side;
+    an error raised there becomes a `Fail` that names `what` (or `NotAttempted`), with `hint`."""
+    session = model.session
+    with student("torch.load(path, weights_only=True)"):
+        loaded = session.lib("torch:load").call(path, weights_only=True, keep=True)
+    try:
+        model.call(loaded, method="load_state_dict")
+    except StudentError as error:
+        if error.not_implemented:
+            raise NotAttempted from None
+        raise Fail("{what} raised {error}", hint, what=what, error=str(error)) from None
 
 
 def move(model: Remote, target: torch.device | str | torch.dtype) -> Remote:
@@ -356,10 +398,10 @@ def expect_dtype_follows(out: torch.Tensor, sample: torch.Tensor) -> None:
         )
 
 
-def expect_own_tensors(cls: Remote, names: tuple[str, ...]) -> None:
+def expect_own_tensors(cls: Remote, names: tuple[str, ...], args: tuple = ()) -> None:
     """Each model must make its own tensors: two models sharing one tensor object change together
     (the check asks before it changes anything, so a shared tensor of the student's is left alone)."""
-    first, second = build(cls), build(cls)
+    first, second = build(cls, *args), build(cls, *args)
     for name in names:
         tensor(first, name)
         with student(f"Reading {name}"):
@@ -376,11 +418,12 @@ def expect_own_tensors(cls: Remote, names: tuple[str, ...]) -> None:
             )
 
 
-def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) -> None:
-    """Move a fresh model to the lessons' device (an accelerator, else the stand-in) and run it there
-    under the device rule: every tensor forward uses must have moved with the model."""
+def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...], args: tuple = ()) -> Remote:
+    """Move a fresh model (built with `args`) to the lessons' device (an accelerator, else the
+    stand-in) and run it there under the device rule: every tensor forward uses must have moved with
+    the model. Returns that model, after its forward pass."""
     device = cls.session.device()
-    model = move(build(cls), device)
+    model = move(build(cls, *args), device)
     for name in names:
         where = tensor(model, name).device
         if where.type != device.type:
@@ -391,7 +434,17 @@ def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) 
                 name=name,
                 where=str(where),
             )
-    out = forward(model, x.to(device), what=f"After model.to({str(device)!r}), forward", device_rule=True)
+    try:
+        out = forward(model, x.to(device), what=f"After model.to({str(device)!r}), forward", device_rule=True)
+    except Fail as failure:  # it ran before the move: a tensor forward uses stayed behind
+        if failure.hint_template != STEP_HINT:
+            raise
+        raise Fail(
+            failure.template,
+            "A tensor forward uses did not move with the model: every tensor forward uses must be a "
+            "parameter or a buffer (or be made on the input's device), so that .to() moves it.",
+            **failure.values,
+        ) from None
     if out.device.type != device.type:
         raise Fail(
             "After model.to({device!r}), forward returned a tensor on {where}.",
@@ -399,11 +452,12 @@ def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) 
             device=str(device),
             where=str(out.device),
         )
+    return model
 
 
-def expect_follows_double(cls: Remote, x: torch.Tensor, names: tuple[str, ...]) -> Remote:
+def expect_follows_double(cls: Remote, x: torch.Tensor, names: tuple[str, ...], args: tuple = ()) -> Remote:
     """After `.double()` the buffers are float64 and forward gives float64 for a float64 input."""
-    model = move(build(cls), torch.float64)
+    model = move(build(cls, *args), torch.float64)
     for name in names:
         dtype = tensor(model, name).dtype
         if dtype.is_floating_point and dtype != torch.float64:
@@ -444,7 +498,216 @@ def close(a: object, b: object, atol: float = 1e-5, rtol: float = 1e-5) -> bool:
     return torch.allclose(a.detach().cpu().double(), b.detach().cpu().double(), atol=atol, rtol=rtol)
 
 
+def shown(value: object) -> str:
+    """A value as a message shows it to a student: a placeholder, None or a handle is named in
+    words, never printed as `Ellipsis`, `None` or a `Remote` repr where a value is expected."""
+    if value is Ellipsis:
+        return "the placeholder `...`"
+    if value is None:
+        return "no value (None)"
+    if isinstance(value, Remote):
+        return f"a {value.info.get('type', 'object')}"
+    if isinstance(value, torch.Tensor):
+        if value.device.type == "meta":
+            return f"a tensor of shape {tuple(value.shape)} on the meta device"
+        return str(rounded(value))
+    return repr(value)
+
+
 def rounded(value: torch.Tensor, digits: int = 4) -> list:
     """A tensor's values as a (nested) list of rounded numbers, for messages."""
     data = value.detach().cpu().double()
     return torch.round(data, decimals=digits).tolist()
+
+
+# --- predictions: plain data the student writes ---------------------------------------------------
+
+NAME_COLLECTIONS = (list, tuple, set, frozenset)
+
+
+def prediction(answer: Remote, *, expected: str, example: str, call: bool = False) -> object:
+    """The student's prediction as plain data. With `call`, a function answer is called first (with no
+    arguments) and its result is the prediction. Fail, naming what was found, when the prediction is
+    not plain data (a model, a class, a generator, `dict.keys()`...)."""
+    found: object = answer
+    if call and answer.kind == "function":
+        with student(f"{answer.name}()"):
+            found = answer.call()
+        if found is None:
+            raise Fail(
+                "{name}() returned None.",
+                "End the function with `return` and your answer, written as {example}.",
+                name=answer.name,
+                example=example,
+            )
+        if not isinstance(found, Remote):
+            return found
+    if isinstance(found, Remote):
+        kind, type_name = found.kind, str(found.info.get("type"))
+        if kind == "data":
+            try:
+                return found.value()
+            except Refused:
+                pass
+        raise Fail(
+            "Expected {expected}, got {type}.",
+            "Write it as {example}.",
+            expected=expected,
+            type=_label(kind, found.name, type_name),
+            example=example,
+        )
+    return found
+
+
+def _label(kind: str, name: str, type_name: str) -> str:
+    labels = {"module": f"a model ({name})", "class": f"the class {name}", "function": f"the function {name}"}
+    return labels.get(kind, "a tensor" if kind == "tensor" else type_name)
+
+
+def names_in(value: object, *, expected: str, example: str, noun: str = "name") -> list[str]:
+    """The strings of a list, tuple, set or frozenset (in their order; a set's sorted), after failing
+    for anything else, for an item that is not a string, and for a name listed more than once."""
+    if not isinstance(value, NAME_COLLECTIONS):
+        raise Fail(
+            "Expected {expected}, got {type}.",
+            "Write it as {example}.",
+            expected=expected,
+            type=type(value).__name__,
+            example=example,
+        )
+    items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else list(value)
+    odd = [item for item in items if not isinstance(item, str)]
+    if odd:
+        raise Fail(
+            "Every {noun} is a string: {odd} {is_are} not.",
+            "Write each {noun} in quotes, e.g. {example}.",
+            noun=noun,
+            odd=", ".join(repr(item) for item in odd[:3]),
+            is_are="is" if len(odd) == 1 else "are",
+            example=example,
+        )
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    twice = [f"{name!r} ({count} times)" for name, count in counts.items() if count > 1]
+    if twice:
+        raise Fail(
+            "Listed more than once: {twice}.",
+            "Each {noun} counts once: write it once (a set cannot hold the same {noun} twice).",
+            twice=", ".join(twice),
+            noun=noun,
+        )
+    return items
+
+
+def near_miss(name: str, real: list[str]) -> str | None:
+    """The real name that `name` differs from only in spaces or case, if any."""
+    squeezed = "".join(name.split()).lower()
+    for candidate in real:
+        if candidate != name and "".join(candidate.split()).lower() == squeezed:
+            return candidate
+    return None
+
+
+def as_device(value: object) -> torch.device | None:
+    """A device written as `torch.device` or as its name ('meta', 'cuda:0'); None for anything else."""
+    if isinstance(value, torch.device):
+        return value
+    if isinstance(value, str):
+        try:
+            return torch.device(value.strip())
+        except (RuntimeError, ValueError):
+            return None
+    return None
+
+
+# --- port3 (lessons 2 and 8): forward that may fail, conversions, loads, kinds for hints ------------
+
+
+def attempt(model: Remote, *inputs: object, device_rule: bool = False) -> torch.Tensor | StudentError:
+    """`model(*inputs)` on the student's side: the output tensor, or the `StudentError` it raised
+    (the caller words the failure for the step it was in). `NotImplementedError` is NOT ATTEMPTED,
+    except where the stand-in cannot run what a GPU would (see `standin_limit`)."""
+    try:
+        out = model.call(*inputs, device_rule=device_rule)
+    except StudentError as error:
+        if error.not_implemented and not (device_rule and standin_limit(error)):
+            raise NotAttempted from None
+        return error
+    if not isinstance(out, torch.Tensor):
+        kind = out.info.get("type") if isinstance(out, Remote) else type(out).__name__
+        raise Fail("forward returned {kind}, not a tensor.", "Keep the given `return` line.", kind=kind)
+    return out
+
+
+def standin_limit(error: StudentError) -> bool:
+    """True for an error of the stand-in's own `meta` tensors (they hold no values: `.item()`,
+    `.tolist()`, `.cpu()`), not a device mismatch: a GPU would run that code."""
+    text = error.message.lower()
+    return error.type_name != "StandInDeviceError" and "meta" in text and "device" not in text
+
+
+def fail_on_device(error: StudentError, where: str, hint: str) -> Fail:
+    """The `Fail` for forward raising `error` on the lessons' device (`where` names the step)."""
+    if standin_limit(error):
+        return Fail(
+            "{where}, forward raised {error} (buflesson's GPU stand-in holds no values, so it cannot run "
+            "an operation that reads them; a GPU would).",
+            "Compute with tensors and sizes (x.shape) instead of reading values (.item(), .tolist(), "
+            ".cpu()) in forward, or run the check on a machine with an accelerator.",
+            where=where,
+            error=str(error),
+        )
+    return Fail("{where}, forward raised {error}", hint, where=where, error=str(error))
+
+
+def convert(model: Remote, method: str, *args: object) -> Remote:
+    """`model.method(*args)` for a conversion (`double`, `half`, `to`): the model, converted in place."""
+    shown = ", ".join(repr(a) for a in args)
+    with student(f"model.{method}({shown})"):
+        return model.call(*args, method=method, keep=True)
+
+
+def load(model: Remote, state: dict[str, torch.Tensor], what: str = "load_state_dict") -> None:
+    """`model.load_state_dict(state)` (strict) on the student's side, `state` sent as plain data."""
+    with student(what):
+        model.call(state, method="load_state_dict")
+
+
+def kind_of(model: Remote, name: str) -> str | None:
+    """The inventory kind of tensor `name` of `model` (parameter, buffer, ...), None when absent."""
+    row = rows(model).get(name)
+    return None if row is None else row["kind"]
+
+
+def kind_fail(name: str, wanted: str, found: str | None) -> Fail | None:
+    """The `Fail` that `KIND_HINTS` words for tensor `name`, wanted as `wanted` and found as
+    `found`; None when there is no such hint (the caller words the failure)."""
+    if found is None or (wanted, found) not in KIND_HINTS:
+        return None
+    message, hint = KIND_HINTS[(wanted, found)]
+    return Fail(message, hint, name=name)
+
+
+def expect_start(model: Remote, name: str, expected: torch.Tensor, given: str) -> torch.Tensor:
+    """Tensor `name` as the model starts: the values the exercise states (`given` says them as
+    code) and float32, the model's dtype; returns it."""
+    actual = tensor(model, name)
+    if not same(actual, expected):
+        raise Fail(
+            "{name} starts as {actual}, but the exercise gives {given}.",
+            "Register {name} with the values the exercise states: {given}.",
+            name=name,
+            actual=rounded(actual),
+            given=given,
+        )
+    if actual.dtype != torch.float32:
+        raise Fail(
+            "{name} is {dtype}, but the model's layers are torch.float32.",
+            "Keep the model's tensors float32 ({given} gives float32), so that .double() and .half() "
+            "decide the dtype of the whole model.",
+            name=name,
+            dtype=str(actual.dtype),
+            given=given,
+        )
+    return actual

@@ -63,15 +63,15 @@ class _Encoder:
             raise WireError(f"nested deeper than {MAX_DEPTH}")
         self.count()
         if value is None or isinstance(value, bool):
-            return value
+            return bool(value) if value is not None else None
         if isinstance(value, int):
-            return int(value)
+            return int.__index__(value)
         if isinstance(value, float):
-            return {"$float": repr(float(value))}
+            return {"$float": float.__repr__(float.__float__(value))}
         if isinstance(value, str):
-            if len(value) > MAX_STRING:
+            if str.__len__(value) > MAX_STRING:
                 raise WireError(f"a string longer than {MAX_STRING} characters")
-            return str(value)
+            return str.__str__(value)
         if value is Ellipsis:
             return {"$ellipsis": 1}
         if isinstance(value, Ref):
@@ -84,18 +84,27 @@ class _Encoder:
             return {"$size": [int(n) for n in value]}
         if isinstance(value, torch.Tensor):
             return {"$tensor": self.tensor(value)}
+        # Containers are read with the base classes' own methods, so that a subclass (a named tuple,
+        # or a student's list with its own __iter__) is read as its items and runs no code of its own.
         if isinstance(value, list):
-            return [self.encode(item, depth + 1) for item in value]
+            return [self.encode(item, depth + 1) for item in list.__iter__(value)]
         if isinstance(value, tuple):
-            return {"$tuple": [self.encode(item, depth + 1) for item in value]}
+            return {"$tuple": [self.encode(item, depth + 1) for item in tuple.__iter__(value)]}
         if isinstance(value, (set, frozenset)):
-            return {"$set": [self.encode(item, depth + 1) for item in value]}
+            base = set if isinstance(value, set) else frozenset
+            return {"$set": [self.encode(item, depth + 1) for item in base.__iter__(value)]}
         if isinstance(value, dict):
-            pairs = [[self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()]
+            items = OrderedDict.items(value) if isinstance(value, OrderedDict) else dict.items(value)
+            pairs = [[self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in items]
             out: dict = {"$dict": pairs}
-            metadata = getattr(value, "_metadata", None)
-            if isinstance(value, OrderedDict) and isinstance(metadata, dict):
-                out["meta"] = self.encode(dict(metadata), depth + 1)
+            metadata = None
+            if isinstance(value, OrderedDict):
+                try:
+                    metadata = object.__getattribute__(value, "_metadata")
+                except AttributeError:
+                    pass
+            if isinstance(metadata, dict):
+                out["meta"] = self.encode(dict(dict.items(metadata)), depth + 1)
             return out
         raise WireError(f"a {type(value).__name__} is not plain data")
 

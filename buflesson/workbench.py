@@ -92,6 +92,8 @@ class Workbench:
             return wire.dumps(reply)
         except WireError as error:
             return wire.dumps({"refused": f"the reply cannot travel: {error}"})
+        except Exception as error:  # the student's object broke while being read (a hostile subclass)
+            return wire.dumps({"error": _StudentRaised(error).info})
 
 
 class _StudentRaised(Exception):

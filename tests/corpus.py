@@ -10,6 +10,7 @@ exercise to at least 3 right and 6 wrong answers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -33,7 +34,21 @@ class Wrong:
 
 
 def _label(answer: object) -> str:
-    return getattr(answer, "__name__", None) or repr(answer)[:40]
+    """A test id that is the same in every process (pytest-xdist compares them): names for functions
+    and classes, sorted items for sets and dicts, and no memory addresses."""
+    name = getattr(answer, "__name__", None)
+    if isinstance(name, str):
+        return name
+    if isinstance(answer, (tuple, list)):
+        text = ", ".join(_label(item) for item in answer)
+        text = f"({text})" if isinstance(answer, tuple) else f"[{text}]"
+    elif isinstance(answer, (set, frozenset)):
+        text = "{" + ", ".join(sorted(_label(item) for item in answer)) + "}"
+    elif isinstance(answer, dict):
+        text = "{" + ", ".join(sorted(f"{_label(k)}: {_label(v)}" for k, v in answer.items())) + "}"
+    else:
+        text = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(answer))
+    return text[:60]
 
 
 def verdict_tests(right: dict[str, list], wrong: dict[str, list[Wrong]]):

@@ -1,21 +1,26 @@
-"""Lesson 6 checks: 6.1 a causal mask as a non-persistent buffer, 6.2 a normalizer fitted by assignment."""
+"""Lesson 6 checks: 6.1 a causal mask as a non-persistent buffer, 6.2 a normalizer fitted into its buffers."""
 
-import pytest
 import torch
 from torch import nn
 
 from buflesson import check
-from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED
+from buflesson.results import FAILED, NOT_ATTEMPTED
+
+from corpus import Wrong, verdict_tests
 
 
 def tril(length, dtype=torch.bool):
     return torch.ones(length, length, dtype=dtype).tril()
 
 
-class CausalMask(nn.Module):
+# --- 6.1 right answers -------------------------------------------------------------------------
+
+
+class CausalMask(nn.Module):  # the answer notebook's answer
     def __init__(self, max_len):
         super().__init__()
-        self.register_buffer("mask", tril(max_len), persistent=False)
+        allowed = torch.ones(max_len, max_len, dtype=torch.bool).tril()
+        self.register_buffer("mask", allowed, persistent=False)
 
     def forward(self, scores):
         length = scores.shape[-1]
@@ -25,10 +30,10 @@ class CausalMask(nn.Module):
 class WithNnBuffer(CausalMask):
     def __init__(self, max_len):
         super().__init__(max_len)
-        self.mask = nn.Buffer(tril(max_len), persistent=False)
+        self.mask = nn.Buffer(torch.tril(torch.ones(max_len, max_len)).bool(), persistent=False)
 
 
-class FloatMask(CausalMask):
+class FloatMask(CausalMask):  # a float mask, and a forward that tests it against 0
     def __init__(self, max_len):
         super().__init__(max_len)
         self.register_buffer("mask", tril(max_len, torch.float32), persistent=False)
@@ -36,6 +41,33 @@ class FloatMask(CausalMask):
     def forward(self, scores):
         length = scores.shape[-1]
         return scores.masked_fill(self.mask[:length, :length] == 0, float("-inf"))
+
+
+class FromIndices(nn.Module):  # built from positions, with a harmless extra attribute
+    def __init__(self, max_len):
+        super().__init__()
+        self.max_len = max_len
+        positions = torch.arange(max_len)
+        self.register_buffer("mask", positions[None, :] <= positions[:, None], persistent=False)
+
+    def forward(self, scores):
+        length = scores.shape[-1]
+        return scores.masked_fill(~self.mask[:length, :length], float("-inf"))
+
+
+class WithWhere(nn.Module):  # torch.where instead of masked_fill
+    def __init__(self, max_len):
+        super().__init__()
+        self.register_buffer(
+            "mask", torch.tril(torch.ones(max_len, max_len, dtype=torch.bool)), persistent=False
+        )
+
+    def forward(self, scores):
+        length = scores.size(-1)
+        return torch.where(self.mask[:length, :length], scores, float("-inf"))
+
+
+# --- 6.1 wrong answers -------------------------------------------------------------------------
 
 
 class Persistent(CausalMask):
@@ -58,16 +90,36 @@ class AsParameter(CausalMask):
         self.mask = nn.Parameter(tril(max_len), requires_grad=False)
 
 
+class NoneMask(CausalMask):
+    def __init__(self, max_len):
+        super().__init__(max_len)
+        self.register_buffer("mask", None, persistent=False)
+
+
 class UpperTriangle(CausalMask):
     def __init__(self, max_len):
         super().__init__(max_len)
         self.register_buffer("mask", tril(max_len).T.contiguous(), persistent=False)
 
 
-class WrongShape(CausalMask):
+class HidesPositions(CausalMask):  # True where hidden: the given forward then hides the past
     def __init__(self, max_len):
         super().__init__(max_len)
-        self.register_buffer("mask", tril(max_len + 1), persistent=False)
+        self.register_buffer("mask", torch.ones(max_len, max_len, dtype=torch.bool).triu(1), persistent=False)
+
+
+class NoDiagonal(CausalMask):
+    def __init__(self, max_len):
+        super().__init__(max_len)
+        self.register_buffer(
+            "mask", torch.ones(max_len, max_len, dtype=torch.bool).tril(-1), persistent=False
+        )
+
+
+class SixPositions(CausalMask):  # the size hard-coded
+    def __init__(self, max_len):
+        super().__init__(max_len)
+        self.register_buffer("mask", tril(6), persistent=False)
 
 
 class Uncut(CausalMask):
@@ -91,88 +143,125 @@ class MadeInForward(CausalMask):
         return scores.masked_fill(~tril(length), float("-inf"))
 
 
+class FloatMaskGivenForward(CausalMask):  # a float mask with the given ~mask
+    def __init__(self, max_len):
+        super().__init__(max_len)
+        self.register_buffer("mask", tril(max_len, torch.float32), persistent=False)
+
+
+class CpuCopyInForward(CausalMask):  # forward uses a copy that .to() does not move
+    def __init__(self, max_len):
+        super().__init__(max_len)
+        self.allowed = tril(max_len)
+
+    def forward(self, scores):
+        length = scores.shape[-1]
+        return scores.masked_fill(~self.allowed[:length, :length], float("-inf"))
+
+
+class AdditiveMadeOnCpu(CausalMask):  # an additive mask made in forward, on the CPU
+    def forward(self, scores):
+        length = scores.size(-1)
+        return scores + torch.zeros(length, length).masked_fill(
+            ~self.mask[:length, :length].cpu(), float("-inf")
+        )
+
+
 class NotYet(CausalMask):
     def __init__(self, max_len):
         super().__init__(max_len)
         raise NotImplementedError
 
 
-@pytest.mark.parametrize("answer", [CausalMask, WithNnBuffer, FloatMask])
-def test_6_1_accepts_a_non_persistent_mask(answer):
-    result = check("6.1", answer)
-    assert result.status == PASSED, result
+# --- 6.2 right answers -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "answer, message, hint",
-    [
-        (Persistent, "'mask' is a persistent buffer", "persistent=False"),
-        (Plain, "plain tensor attribute", "register_buffer('mask'"),
-        (AsParameter, "is an nn.Parameter", "Fixed state belongs in a buffer"),
-        (UpperTriangle, "upper triangle", ".tril(), not .triu()"),
-        (WrongShape, "mask has shape (7, 7)", "from max_len"),
-        (Uncut, "shorter than max_len", "self.mask[:T, :T]"),
-        (FillsZero, "-inf above the diagonal", "float('-inf')"),
-        (MadeInForward, "no tensor named 'mask'", "Keep the name 'mask'"),
-    ],
-)
-def test_6_1_names_each_mistake(answer, message, hint):
-    result = check("6.1", answer)
-    assert result.status == FAILED
-    assert message in result.message and hint in result.hint
-
-
-def test_6_1_placeholder_and_wrong_types():
-    assert check("6.1", ...).status == NOT_ATTEMPTED
-    assert check("6.1", NotYet).status == NOT_ATTEMPTED
-    assert check("6.1", None).status == FAILED
-    assert check("6.1", tril(4)).status == FAILED
-
-
-class Normalizer(nn.Module):
+class Normalizer(nn.Module):  # the answer notebook's answer
     def __init__(self, features):
         super().__init__()
         self.mean = nn.Buffer(torch.zeros(features))
         self.std = nn.Buffer(torch.ones(features))
 
     def fit(self, x):
-        self.mean = x.mean(0)
-        self.std = x.std(0)
-        return self
+        self.mean = x.mean(0).to(self.mean)
+        self.std = x.std(0).to(self.std)
 
     def forward(self, x):
         return (x - self.mean) / self.std
 
 
-class RegisterBuffer(Normalizer):
+class CopiesInPlace(Normalizer):  # register_buffer, and copy_ under no_grad
     def __init__(self, features):
-        super().__init__(features)
+        nn.Module.__init__(self)
         self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("std", torch.ones(features))
 
-
-class CopiesInPlace(Normalizer):
+    @torch.no_grad()
     def fit(self, x):
-        self.mean.copy_(x.mean(0))
-        self.std.copy_(x.std(0))
+        self.mean.copy_(x.mean(dim=0))
+        self.std.copy_(x.std(dim=0))
+        return self
+
+
+class ReRegisters(Normalizer):  # nn.Buffer again, made like the old buffer
+    def fit(self, x):
+        self.mean = nn.Buffer(x.mean(0).to(device=self.mean.device, dtype=self.mean.dtype))
+        self.std = nn.Buffer(x.std(0, correction=1).to(device=self.std.device, dtype=self.std.dtype))
+
+
+class SetsData(Normalizer):  # .data of the buffer, converted first
+    def fit(self, x):
+        x = x.to(self.mean)
+        self.mean.data.copy_(x.mean(0))
+        self.std.data.copy_(torch.sqrt(((x - x.mean(0)) ** 2).sum(0) / (x.shape[0] - 1)))
+        return self
+
+
+class TypeAs(Normalizer):  # type_as, and the std from the variance
+    def fit(self, x):
+        self.mean = x.mean(0).type_as(self.mean)
+        self.std = x.var(0).sqrt().type_as(self.std)
+
+
+# --- 6.2 wrong answers -------------------------------------------------------------------------
+
+
+class AssignsData(Normalizer):  # the old answer: the buffer takes the data's dtype and device
+    def fit(self, x):
+        self.mean = x.mean(0)
+        self.std = x.std(0)
+
+
+class AssignsDataDtypeOnly(Normalizer):
+    def fit(self, x):
+        self.mean = x.mean(0).to(self.mean.dtype)
+        self.std = x.std(0).to(self.std.dtype)
+
+
+class ReplacesData(Normalizer):  # .data = ... replaces the tensor's storage, dtype included
+    def fit(self, x):
+        self.mean.data = x.mean(0)
+        self.std.data = x.std(0)
 
 
 class FitsParameters(Normalizer):
     def fit(self, x):
-        self.mean = nn.Parameter(x.mean(0), requires_grad=False)
-        self.std = nn.Parameter(x.std(0), requires_grad=False)
+        self.mean = nn.Parameter(x.mean(0).to(self.mean), requires_grad=False)
+        self.std = nn.Parameter(x.std(0).to(self.std), requires_grad=False)
 
 
 class FitsNotPersistent(Normalizer):
     def fit(self, x):
-        self.mean = nn.Buffer(x.mean(0), persistent=False)
-        self.std = nn.Buffer(x.std(0), persistent=False)
+        self.mean = nn.Buffer(x.mean(0).to(self.mean), persistent=False)
+        self.std = nn.Buffer(x.std(0).to(self.std), persistent=False)
 
 
 class DeletesFirst(Normalizer):
     def fit(self, x):
+        mean, std = x.mean(0).to(self.mean), x.std(0).to(self.std)
         del self.mean, self.std
-        self.mean = x.mean(0)
-        self.std = x.std(0)
+        self.mean = mean
+        self.std = std
 
 
 class PlainInInit(Normalizer):
@@ -190,14 +279,32 @@ class NotPersistentInInit(Normalizer):
 
 class PopulationStd(Normalizer):
     def fit(self, x):
-        self.mean = x.mean(0)
-        self.std = x.std(0, correction=0)
+        self.mean.copy_(x.mean(0))
+        self.std.copy_(x.std(0, correction=0))
+
+
+class FitsMeanOnly(Normalizer):
+    def fit(self, x):
+        self.mean.copy_(x.mean(0))
+
+
+class OverAll(Normalizer):
+    def fit(self, x):
+        self.mean.fill_(x.mean().item())
+        self.std.copy_(x.std(0))
 
 
 class StartsFitted(Normalizer):
     def __init__(self, features):
         super().__init__(features)
         self.mean = torch.ones(features)
+
+
+class ThreeFeatures(Normalizer):  # the size hard-coded
+    def __init__(self, features):
+        super().__init__(features)
+        self.mean = nn.Buffer(torch.zeros(3))
+        self.std = nn.Buffer(torch.ones(3))
 
 
 class NoFit(Normalizer):
@@ -214,43 +321,84 @@ class NotYetNormalizer(Normalizer):
         raise NotImplementedError
 
 
-@pytest.mark.parametrize("answer", [Normalizer, RegisterBuffer, CopiesInPlace])
-def test_6_2_accepts_assignment_and_in_place_fits(answer):
-    result = check("6.2", answer)
-    assert result.status == PASSED, result
+RIGHT = {
+    "6.1": [CausalMask, WithNnBuffer, FloatMask, FromIndices, WithWhere],
+    "6.2": [Normalizer, CopiesInPlace, ReRegisters, SetsData, TypeAs],
+}
 
-
-@pytest.mark.parametrize(
-    "answer, message, hint",
-    [
-        (FitsParameters, "'mean' became a parameter", "stays a buffer"),
-        (FitsNotPersistent, "non-persistent buffer", "registers it anew"),
-        (DeletesFirst, "'mean' is a plain attribute", "Do not delete the buffer"),
-        (PlainInInit, "plain tensor attribute", "register_buffer('mean'"),
-        (NotPersistentInInit, "persistent=False", "Drop persistent=False"),
-        (PopulationStd, "population formula", "x.std(0)"),
-        (StartsFitted, "Before fit()", "torch.zeros(features)"),
-        (NoFit, "no fit() method", "def fit(self, x)"),
-        (CentresOnly, "other values than (x - mean) / std", "(x - self.mean) / self.std"),
+WRONG = {
+    "6.1": [
+        Wrong(Persistent, "'mask' is a persistent buffer", "persistent=False"),
+        Wrong(Plain, "'mask' is a plain tensor attribute", "persistent=False"),
+        Wrong(AsParameter, "'mask' is an nn.Parameter", "persistent=False"),
+        Wrong(NoneMask, "holds None", "Register the tensor itself"),
+        Wrong(UpperTriangle, "True on and above the diagonal", ".tril(), not .triu()"),
+        Wrong(HidesPositions, "on the positions to hide", "True on and below the diagonal"),
+        Wrong(NoDiagonal, "not True exactly on and below the diagonal", "the diagonal is included"),
+        Wrong(SixPositions, "mask has shape (6, 6)", "never a fixed size"),
+        Wrong(Uncut, "shorter than max_len", "self.mask[:T, :T]"),
+        Wrong(FillsZero, "puts 0 above the diagonal", "float('-inf')"),
+        Wrong(MadeInForward, "no tensor named 'mask'", "Keep the name 'mask'"),
+        Wrong(FloatMaskGivenForward, "mask is torch.float32", "dtype=torch.bool"),
+        Wrong(CpuCopyInForward, "), forward raised", "did not move with the model"),
+        Wrong(AdditiveMadeOnCpu, "), forward raised", ""),  # the error and hint depend on the device
+        Wrong(tril(4), "Expected the class CausalMask", "Pass the class"),
     ],
-)
-def test_6_2_names_each_mistake(answer, message, hint):
-    result = check("6.2", answer)
-    assert result.status == FAILED
-    assert message in result.message and hint in result.hint
+    "6.2": [
+        Wrong(
+            AssignsData,
+            "After model.double(), fit(x) on float32 CPU data left mean as torch.float32",
+            "copy_",
+        ),
+        Wrong(
+            AssignsDataDtypeOnly,
+            "fit(x) on float32 CPU data left mean on cpu",
+            "copy_",
+        ),
+        Wrong(ReplacesData, "left mean as torch.float32", ".to(self.mean)"),
+        Wrong(FitsParameters, "'mean' is a parameter", "stays a buffer"),
+        Wrong(FitsNotPersistent, "non-persistent buffer", "registers the buffer anew"),
+        Wrong(DeletesFirst, "'mean' is a plain attribute", "Do not delete the buffer"),
+        Wrong(PlainInInit, "'mean' is a plain tensor attribute", "register_buffer('mean'"),
+        Wrong(NotPersistentInInit, "'std' is a buffer with persistent=False", "without persistent=False"),
+        Wrong(PopulationStd, "population formula", "x.std(0)"),
+        Wrong(FitsMeanOnly, "fit() left std as it was", "self.std.copy_(x.std(0))"),
+        Wrong(OverAll, "mean is [", "one value per feature: x.mean(0)"),
+        Wrong(StartsFitted, "Before fit(), mean is [1.0", "nn.Buffer(torch.zeros(features))"),
+        Wrong(ThreeFeatures, "mean has shape (3,)", "never a fixed size"),
+        Wrong(NoFit, "no fit() method", "def fit(self, x)"),
+        Wrong(CentresOnly, "other values than (x - mean) / std", "(x - self.mean) / self.std"),
+        Wrong(Normalizer(3), "not the class", "check(..., Normalizer)"),
+    ],
+}
+
+test_right_answer_passes, test_wrong_answer_fails_naming_its_mistake = verdict_tests(RIGHT, WRONG)
 
 
-def test_6_2_placeholder_and_wrong_types():
+def test_no_message_shows_a_placeholder_or_a_handle():
+    for exercise_id, cases in WRONG.items():
+        for case in cases:
+            result = check(exercise_id, case.answer)
+            for text in (result.message, result.hint):
+                assert "Ellipsis" not in text and "<Remote" not in text, (case, text)
+
+
+def test_6_1_placeholder_and_wrong_types():
+    assert check("6.1", ...).status == NOT_ATTEMPTED
+    assert check("6.1", NotYet).status == NOT_ATTEMPTED
+    assert check("6.1", None).status == FAILED
+
+
+def test_6_2_placeholder_and_unwritten_fit():
     assert check("6.2", ...).status == NOT_ATTEMPTED
     assert check("6.2", NotYetNormalizer).status == NOT_ATTEMPTED
     assert check("6.2", None).status == FAILED
-    assert "not the class" in check("6.2", Normalizer(3)).message
 
 
-@pytest.mark.parametrize("exercise_id, answer", [("6.1", CausalMask), ("6.2", Normalizer)])
-def test_6_checks_leave_the_students_random_state_alone(exercise_id, answer):
-    torch.manual_seed(123)
-    expected = torch.rand(1)
-    torch.manual_seed(123)
-    check(exercise_id, answer)
-    assert torch.equal(torch.rand(1), expected)
+def test_6_checks_leave_the_students_random_state_alone():
+    for exercise_id, answer in (("6.1", CausalMask), ("6.2", Normalizer)):
+        torch.manual_seed(123)
+        expected = torch.rand(1)
+        torch.manual_seed(123)
+        check(exercise_id, answer)
+        assert torch.equal(torch.rand(1), expected), exercise_id

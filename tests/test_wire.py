@@ -143,3 +143,16 @@ def test_decoding_runs_no_code():
     evil = pickle.dumps(print)
     with pytest.raises(WireError):
         wire.loads(wire.MAGIC + len(evil).to_bytes(8, "little") + evil)
+
+
+def test_container_subclasses_are_read_as_their_items_without_their_own_methods():
+    class Hostile(list):
+        def __iter__(self):
+            raise RuntimeError("my own __iter__ ran")
+
+    class Named(tuple):
+        def __iter__(self):
+            raise RuntimeError("my own __iter__ ran")
+
+    assert roundtrip(Hostile([1, 2])) == [1, 2]
+    assert roundtrip(Named((1, 2))) == (1, 2)

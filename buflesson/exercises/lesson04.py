@@ -1,218 +1,588 @@
-"""Lesson 4: a buffer gets a gradient only when it requires grad; the optimizer never steps it."""
+"""Lesson 4: a buffer gets a gradient only when it requires grad; the optimizer never steps it.
+
+The probe models below are built on the student's side (through `session.lib`) with sizes and seeds
+the check draws, and rebuilt here from the state that comes back, so every expected value is computed
+with the check's own torch.
+"""
 
 from __future__ import annotations
-
-import copy
-import operator
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from buflesson.checks import Fail
-from buflesson.inventory import BUFFER
-from buflesson.legacy_probes import call_student, kind_of, legacy_exercise, same
-from buflesson.models import BufferOffset, sample_input
+from buflesson.checks import Fail, exercise
+from buflesson.handles import Refused, Remote, StudentError
+from buflesson.probes import (
+    Draw,
+    close,
+    expect_function,
+    leaves_global_state,
+    rounded,
+    rows,
+    same,
+    state_dict,
+    student,
+)
+
+HERE = "buflesson.exercises.lesson04"
+
+# --- 4.1: the gradient with respect to a buffer ---------------------------------------------------
 
 
-def _expect_function(answer: object, exercise_id: str, name: str) -> None:
-    if not callable(answer) or isinstance(answer, (type, nn.Module)):
-        raise Fail(
-            f"Expected the function {name}, got {type(answer).__name__}.",
-            f"Pass the function itself, without calling it: check({exercise_id!r}, {name}).",
-        )
+class OffsetProbe(nn.Module):
+    """`linear(x) + offset`, the offset a buffer: its gradient equals the bias's."""
 
+    buffer_name = "offset"
 
-class _Scaled(nn.Module):
-    """A linear layer whose output is multiplied by a fixed `scale` buffer."""
-
-    def __init__(self) -> None:
+    def __init__(self, n_in: int, n_out: int) -> None:
         super().__init__()
-        self.linear = nn.Linear(3, 2)
-        self.register_buffer("scale", torch.tensor([2.0, -0.5]))
+        self.linear = nn.Linear(n_in, n_out)
+        self.register_buffer("offset", torch.randn(n_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x) * self.scale
+        return self.linear(x) + self.offset
 
 
-def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
-    """`build()` under `seed`, leaving the student's random state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()
+class ScaleProbe(nn.Module):
+    """`tanh(linear(x)) * scale + shift`: `scale` a buffer, `shift` a frozen parameter. The buffer's
+    gradient differs from every parameter's."""
+
+    buffer_name = "scale"
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out)
+        self.register_buffer("scale", torch.randn(n_out))
+        self.shift = nn.Parameter(torch.randn(n_out), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.linear(x)) * self.scale + self.shift
 
 
-def _gradients(model: nn.Module, name: str, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The buffer's gradient and every parameter's, computed on a copy: the student's model is untouched."""
-    twin = copy.deepcopy(model)
-    buffer = getattr(twin, name).requires_grad_(True)
-    params = dict(twin.named_parameters())
-    grads = torch.autograd.grad(twin(x).pow(2).mean(), [buffer, *params.values()])
-    return grads[0], dict(zip(params, grads[1:], strict=True))
+class _Probe:
+    """One model on the student's side and its twin here, built from the same sizes and state."""
+
+    def __init__(self, session, cls: type[nn.Module], sizes: tuple[int, int], seed: int) -> None:
+        self.cls, self.sizes, self.name = cls, sizes, cls.buffer_name
+        with student(f"Creating a {cls.__name__}"):
+            self.remote = session.lib(f"{HERE}:{cls.__name__}").call(*sizes, seed=seed, keep=True)
+        with torch.random.fork_rng(devices=[]):
+            self.twin = cls(*sizes)
+        self.twin.load_state_dict(state_dict(self.remote))
+        self.params = [name for name, _ in self.twin.named_parameters()]
+
+    def backward_on_student_side(self, x: torch.Tensor) -> None:
+        """Fill the .grad of what requires grad there, as a training step in progress would."""
+        with student("Preparing the model: a backward pass"):
+            out = self.remote.call(x, keep=True, grad=True)
+            out.call(method="sum", keep=True).method("backward")
+
+    def grads(self) -> dict[str, torch.Tensor | None]:
+        """Every parameter's .grad and the buffer's, read on the student's side."""
+        with student("Reading the gradients"):
+            return {name: self.remote.attr_or_none(f"{name}.grad") for name in [*self.params, self.name]}
+
+    def flags(self) -> dict[str, bool]:
+        with student("Reading requires_grad"):
+            return {name: self.remote.attr(f"{name}.requires_grad") for name in [*self.params, self.name]}
+
+    def values(self) -> dict[str, torch.Tensor]:
+        return dict(state_dict(self.remote))
+
+    def gradients(self, x: torch.Tensor, loss=lambda out: out.pow(2).mean()) -> dict[str, torch.Tensor]:
+        """The gradient of `loss(model(x))` for the buffer and every parameter, on the twin."""
+        state = self.twin.state_dict()
+        leaves = {name: value.detach().clone().requires_grad_() for name, value in state.items()}
+        out = torch.func.functional_call(self.twin, leaves, (x,))
+        names = [*self.params, self.name]
+        grads = torch.autograd.grad(loss(out), [leaves[name] for name in names])
+        return dict(zip(names, grads, strict=True))
 
 
-def _rounded(tensor: torch.Tensor) -> list[float]:
-    return [round(value, 4) for value in tensor.detach().flatten().tolist()]
+def _describe(grad: torch.Tensor | None) -> str:
+    return "None" if grad is None else str(rounded(grad))
 
 
-def _check_gradient(answer: object, model: nn.Module, name: str, x: torch.Tensor) -> None:
-    expected, param_grads = _gradients(model, name, x)
-    weights = {key: value.detach().clone() for key, value in model.named_parameters()}
-    got = call_student(answer, model, name, x, what=f"buffer_gradient(model, {name!r}, x)")
-    buffer = getattr(model, name, None)
-    if kind_of(model, name) != BUFFER:
+def _same_grad(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and close(a, b, atol=1e-6))
+
+
+def _check_gradient(answer: Remote, probe: _Probe, x: torch.Tensor, situation: str) -> None:
+    """Call buffer_gradient(model, name, x) on `probe` and compare everything with what it was."""
+    session, name = answer.session, probe.name
+    kinds = {row: info["kind"] for row, info in rows(probe.remote).items()}
+    values, grads, flags = probe.values(), probe.grads(), probe.flags()
+    training = probe.remote.attr("training")
+    expected = probe.gradients(x)
+    before = session.state()
+    with student(f"buffer_gradient(model, {name!r}, x)"):
+        got = answer.call(probe.remote, name, x)
+    after_kinds = {row: info["kind"] for row, info in rows(probe.remote).items()}
+    if after_kinds.get(name) != kinds[name]:
         raise Fail(
-            f"After buffer_gradient, {name!r} is no longer a buffer but a {kind_of(model, name)}.",
+            "After buffer_gradient, {name!r} is no longer a buffer but {found}.",
             "Assigning an nn.Parameter to a buffer's name turns it into a parameter. Switch on "
-            f"gradients in place instead: getattr(model, {name!r}).requires_grad_(True).",
+            "gradients in place instead: getattr(model, {name!r}).requires_grad_(True).",
+            name=name,
+            found="missing" if name not in after_kinds else f"a {after_kinds[name]}",
         )
-    if got is None:
-        if buffer.grad is not None:
-            raise Fail(
-                f"buffer_gradient returned None, though model.{name}.grad holds a gradient.",
-                "Return the gradient at the end of the function.",
-            )
+    if after_kinds != kinds:
         raise Fail(
-            "buffer_gradient returned None: backward() left the buffer's .grad empty.",
-            "A buffer registered from a plain tensor does not require grad, so backward() skips it. "
-            f"Switch it on before the forward pass: getattr(model, {name!r}).requires_grad_(True).",
+            "buffer_gradient changed what the model holds: {before} became {after}.",
+            "Leave the model's tensors as they are: only compute the gradient.",
+            before=sorted(kinds.items()),
+            after=sorted(after_kinds.items()),
+        )
+    new_grads, new_flags = probe.grads(), probe.flags()
+    _check_returned(got, probe, x, expected, grads, new_grads, situation)
+    _check_left_as_found(probe, values, grads, flags, new_grads, new_flags, situation)
+    if probe.remote.attr("training") != training:
+        raise Fail(
+            "buffer_gradient left the model in {mode} mode.",
+            "Leave the model as you found it: the caller chose train() or eval().",
+            mode="training" if not training else "eval",
+        )
+    leaves_global_state(before, session.state(), "buffer_gradient")
+
+
+def _check_returned(
+    got: object,
+    probe: _Probe,
+    x: torch.Tensor,
+    expected: dict[str, torch.Tensor],
+    grads: dict,
+    new_grads: dict,
+    situation: str,
+) -> None:
+    name = probe.name
+    backward_ran = any(grads[p] is None and new_grads[p] is not None for p in probe.params)
+    if got is None:
+        if new_grads[name] is not None and not same(new_grads[name], grads[name]):
+            raise Fail(
+                "buffer_gradient returned None, though model.{name}.grad holds a gradient.",
+                "Return the gradient at the end of the function.",
+                name=name,
+            )
+        if backward_ran:
+            raise Fail(
+                "buffer_gradient returned None: backward() left the buffer's .grad empty.",
+                "A buffer registered from a plain tensor does not require grad, so backward() skips it. "
+                "Switch it on before the forward pass: getattr(model, {name!r}).requires_grad_(True).",
+                name=name,
+            )
+        raise Fail("buffer_gradient returned None.", "Return the gradient at the end of the function.")
+    if isinstance(got, tuple) and len(got) == 1 and isinstance(got[0], torch.Tensor):
+        raise Fail(
+            "buffer_gradient returned a tuple holding one tensor, not the tensor.",
+            "torch.autograd.grad returns a tuple, one gradient per input: unpack it, (grad,) = ...",
         )
     if not isinstance(got, torch.Tensor):
-        raise Fail(f"buffer_gradient returned {type(got).__name__}, not a tensor.", "Return the gradient.")
-    if got.shape != expected.shape or not torch.allclose(got.detach(), expected, atol=1e-6):
-        for param_name, grad in param_grads.items():
-            if got.shape == grad.shape and torch.allclose(got.detach(), grad, atol=1e-6):
-                raise Fail(
-                    f"buffer_gradient returned the gradient of {param_name}, a parameter.",
-                    f"Read the buffer's gradient: getattr(model, name).grad, here model.{name}.grad.",
-                )
+        kind = got.info.get("type") if isinstance(got, Remote) else type(got).__name__
+        raise Fail("buffer_gradient returned {kind}, not a tensor.", "Return the gradient.", kind=kind)
+    if got.device.type == "meta":
         raise Fail(
-            f"The gradient for {name!r} is {_rounded(got)}, expected {_rounded(expected)}.",
-            "Use the loss model(x).pow(2).mean() and call backward() once.",
+            "buffer_gradient returned a tensor on the meta device, which holds no values.",
+            "Return the gradient.",
         )
-    if any(not same(value, weights[key]) for key, value in model.named_parameters()):
+    want = expected[name]
+    if got.shape == want.shape and close(got, want, atol=1e-6):
+        return
+    old = grads[name]
+    if old is not None and got.shape == want.shape and close(got, want + old, atol=1e-6):
         raise Fail(
-            "buffer_gradient changed the model's parameters.",
+            "{situation}, buffer_gradient returned the buffer's .grad after backward(): this call's "
+            "gradient plus the {old} the buffer already held.",
+            "backward() adds to .grad. Compute the gradient with torch.autograd.grad, which writes no "
+            ".grad, or put the old .grad aside (set it to None) before backward() and back after.",
+            situation=situation,
+            old=rounded(old),
+        )
+    for param in probe.params:
+        if got.shape == expected[param].shape and close(got, expected[param], atol=1e-6):
+            raise Fail(
+                "buffer_gradient returned the gradient of {param}, a parameter.",
+                "Read the buffer's gradient: getattr(model, name).grad, here model.{name}.grad.",
+                param=param,
+                name=name,
+            )
+    for loss_text, loss in (
+        ("model(x).sum()", lambda out: out.sum()),
+        ("model(x).pow(2).sum()", lambda out: out.pow(2).sum()),
+        ("model(x).mean()", lambda out: out.mean()),
+    ):
+        other = probe.gradients(x, loss)[name]
+        if got.shape == other.shape and close(got, other, atol=1e-6):
+            raise Fail(
+                "buffer_gradient returned the gradient of {loss_text}, not of model(x).pow(2).mean().",
+                "Use the loss the exercise gives: model(x).pow(2).mean().",
+                loss_text=loss_text,
+            )
+    raise Fail(
+        "The gradient for {name!r} is {got}, expected {want} (for a batch of {rows} rows).",
+        "Differentiate model(x).pow(2).mean(), for the x you are given, with respect to the buffer.",
+        name=name,
+        got=rounded(got),
+        want=rounded(want),
+        rows=x.shape[0],
+    )
+
+
+def _check_left_as_found(
+    probe: _Probe,
+    values: dict,
+    grads: dict,
+    flags: dict,
+    new_grads: dict,
+    new_flags: dict,
+    situation: str,
+) -> None:
+    name, new_values = probe.name, probe.values()
+    moved = [param for param in probe.params if not same(new_values[param], values[param])]
+    if moved:
+        raise Fail(
+            "buffer_gradient changed the model's parameters ({names}).",
             "Only compute the gradient: no optimizer step.",
+            names=", ".join(moved),
         )
-    if buffer.requires_grad:
+    if not same(new_values[name], values[name]):
         raise Fail(
-            f"After buffer_gradient, model.{name} still requires grad.",
-            "Leave the model as you found it: switch the buffer back off with requires_grad_(False), "
-            "or every later backward() fills its .grad for nothing.",
+            "buffer_gradient changed the values of model.{name}.",
+            "Only compute the gradient: leave the buffer's values as they are.",
+            name=name,
         )
-    if buffer.grad is not None:
+    switched = [param for param in probe.params if new_flags[param] != flags[param]]
+    if switched:
         raise Fail(
-            f"After buffer_gradient, model.{name}.grad still holds the gradient.",
-            f"Clear it (model.{name}.grad = None), or compute it with torch.autograd.grad, which "
-            "fills no .grad at all.",
+            "buffer_gradient changed requires_grad of {names}.",
+            "Leave the parameters' requires_grad as you found them: a frozen parameter stays frozen.",
+            names=", ".join(switched),
+        )
+    filled = [p for p in probe.params if grads[p] is None and new_grads[p] is not None]
+    if filled:
+        raise Fail(
+            "{situation}, buffer_gradient left gradients in the .grad of {names}, which had none.",
+            "backward() writes into every parameter's .grad. Use torch.autograd.grad(loss, buffer), "
+            "which writes no .grad, or backward(inputs=[buffer]), which fills only the buffer's.",
+            situation=situation,
+            names=", ".join(filled),
+        )
+    cleared = [p for p in probe.params if grads[p] is not None and new_grads[p] is None]
+    if cleared:
+        raise Fail(
+            "{situation}, buffer_gradient cleared the gradients that {names} already held.",
+            "The caller may be in the middle of a training step: zero_grad() throws its gradients "
+            "away. Use torch.autograd.grad(loss, buffer), which touches no parameter's .grad.",
+            situation=situation,
+            names=", ".join(cleared),
+        )
+    changed = [p for p in probe.params if not _same_grad(grads[p], new_grads[p])]
+    if changed:
+        raise Fail(
+            "{situation}, buffer_gradient added to the gradients that {names} already held.",
+            "backward() adds to every parameter's .grad. Use torch.autograd.grad(loss, buffer), which "
+            "touches no parameter's .grad.",
+            situation=situation,
+            names=", ".join(changed),
+        )
+    if new_flags[name] != flags[name]:
+        if flags[name]:
+            raise Fail(
+                "{situation}, model.{name} required grad before the call; buffer_gradient switched it off.",
+                "Leave it as you found it: remember buffer.requires_grad before you switch it on, and "
+                "put that value back afterwards.",
+                situation=situation,
+                name=name,
+            )
+        raise Fail(
+            "After buffer_gradient, model.{name} still requires grad.",
+            "Leave the model as you found it: switch the buffer back off with requires_grad_(False) "
+            "(or put back whatever it was), or every later backward() fills its .grad for nothing.",
+            name=name,
+        )
+    if not _same_grad(grads[name], new_grads[name]):
+        if grads[name] is None:
+            raise Fail(
+                "After buffer_gradient, model.{name}.grad still holds the gradient.",
+                "Clear it (model.{name}.grad = None), or compute it with torch.autograd.grad, which "
+                "fills no .grad at all.",
+                name=name,
+            )
+        raise Fail(
+            "{situation}, model.{name}.grad held {old} before the call and {new} after it.",
+            "Leave the buffer's .grad as you found it: torch.autograd.grad writes no .grad, or put the "
+            "old one back after backward().",
+            situation=situation,
+            name=name,
+            old=_describe(grads[name]),
+            new=_describe(new_grads[name]),
         )
 
 
-@legacy_exercise(
+@exercise(
     "4.1",
     "The gradient of the loss with respect to a buffer",
-    passed="Right: the buffer got a gradient only while it required grad, and the model is as it was.",
+    passed="Right: you computed the buffer's gradient and left the model as you found it: the buffer's "
+    "requires_grad and .grad, every parameter's value, requires_grad and .grad.",
 )
-def buffer_gradient(answer: object) -> None:
-    _expect_function(answer, "4.1", "buffer_gradient")
-    _check_gradient(answer, _seeded(BufferOffset, 3), "offset", sample_input(seed=3))
-    _check_gradient(answer, _seeded(_Scaled, 4), "scale", sample_input(rows=5, seed=4))
+def buffer_gradient(answer: Remote) -> None:
+    expect_function(answer, "buffer_gradient", "4.1")
+    session = answer.session
+    if not session.state()["grad_enabled"]:
+        raise Fail(
+            "Gradient tracking is switched off in this session (torch.is_grad_enabled() is False), so no "
+            "gradient can be computed.",
+            "Switch it back on with torch.set_grad_enabled(True), then run the check again.",
+        )
+    draw = Draw()
+    n_in, n_out = draw.sizes(2, 2, 6, avoid=(3,))
+    rows_a, rows_b = draw.sizes(2, 2, 9, avoid=(4,))
+
+    def batch(rows: int) -> torch.Tensor:
+        return draw.randn(rows, n_in)
+
+    scaled = _Probe(session, ScaleProbe, (n_out, n_in), draw.seed())
+    _check_gradient(answer, scaled, draw.randn(rows_b, n_out), "With no gradients anywhere")
+    first = _Probe(session, OffsetProbe, (n_in, n_out), draw.seed())
+    _check_gradient(answer, first, batch(rows_a), "With no gradients anywhere")
+
+    busy = _Probe(session, ScaleProbe, (n_out, n_in), draw.seed())
+    busy.backward_on_student_side(draw.randn(rows_a, n_out))
+    _check_gradient(answer, busy, draw.randn(rows_b, n_out), "When the parameters already held gradients")
+
+    training = _Probe(session, OffsetProbe, (n_in, n_out), draw.seed())
+    with student("Preparing the model: switching the buffer on"):
+        training.remote.attr("offset", keep=True).method("requires_grad_", True)
+    training.backward_on_student_side(batch(rows_b))
+    _check_gradient(
+        answer,
+        training,
+        batch(rows_a),
+        "When the buffer already required grad and held a gradient (as in the lesson's training loop)",
+    )
 
 
-class _Mixed(nn.Module):
-    """Every kind of tensor: trainable and frozen parameters, buffers (one requires grad)."""
+# --- 4.2: count what can be trained --------------------------------------------------------------
 
-    def __init__(self) -> None:
+
+class CountProbe(nn.Module):
+    """Trainable and frozen parameters, top-level and in submodules, one layer under two names, and
+    buffers of every kind (one requires grad). Sizes come from the check."""
+
+    def __init__(
+        self, n_in: int, n_hidden: int, n_out: int, gain: int, frozen: int, table: int, probe: int, mask: int
+    ) -> None:
         super().__init__()
-        self.linear = nn.Linear(3, 2)  # 8 trainable numbers
-        self.norm = nn.BatchNorm1d(2)  # 4 trainable; buffers 2 + 2 + 1
-        self.frozen = nn.Parameter(torch.zeros(4), requires_grad=False)
-        self.register_buffer("table", torch.zeros(5))
-        self.register_buffer("probe", torch.zeros(6, requires_grad=True))
-        self.register_buffer("mask", torch.ones(3), persistent=False)
-
-
-def _count(model: nn.Module, answer: object) -> int | None:
-    got = call_student(answer, model, what="trainable_count(model)")
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
-    if isinstance(got, bool):
-        return None
-    try:
-        return operator.index(got)
-    except TypeError:
-        return None
+        self.body = nn.Linear(n_in, n_hidden)
+        self.tied = self.body  # the same layer again: parameters() lists it once, state_dict() twice
+        self.head = nn.Linear(n_hidden, n_out, bias=False).requires_grad_(False)
+        self.gain = nn.Parameter(torch.ones(gain))
+        self.frozen = nn.Parameter(torch.zeros(frozen), requires_grad=False)
+        self.register_buffer("table", torch.zeros(table))
+        self.register_buffer("probe", torch.zeros(probe, requires_grad=True))
+        self.register_buffer("mask", torch.ones(mask), persistent=False)
 
 
 def _numel(tensors) -> int:
     return sum(t.numel() for t in tensors)
 
 
-@legacy_exercise(
+def _counts(model: nn.Module) -> dict[str, int]:
+    """What each way of counting gives for `model`, the right one first."""
+    params = list(model.parameters())
+    buffers = list(model.buffers())
+    return {
+        "right": _numel(p for p in params if p.requires_grad),
+        "all parameters": _numel(params),
+        "frozen only": _numel(p for p in params if not p.requires_grad),
+        "state_dict": _numel(model.state_dict().values()),
+        "state_dict requiring grad": _numel(
+            t for t in model.state_dict(keep_vars=True).values() if t.requires_grad
+        ),
+        "buffer requiring grad": _numel(t for t in params + buffers if t.requires_grad),
+        "parameters and buffers": _numel(params + buffers),
+        "tensors": sum(1 for p in params if p.requires_grad),
+        "all tensors": len(params),
+        "top level": _numel(p for p in model.parameters(recurse=False) if p.requires_grad),
+        "duplicates": _numel(p for _, p in model.named_parameters(remove_duplicate=False) if p.requires_grad),
+    }
+
+
+MISTAKES = {
+    "all parameters": (
+        "counted the frozen parameters too",
+        "parameters() also lists parameters with requires_grad=False. backward() gives them no "
+        "gradient, so the step skips them: keep only those with p.requires_grad.",
+    ),
+    "frozen only": (
+        "counted only the frozen parameters",
+        "Keep the parameters with p.requires_grad True: those are the ones backward() gives a gradient.",
+    ),
+    "state_dict": (
+        "counted everything in state_dict()",
+        "state_dict() holds buffers, frozen parameters, and a layer kept under two names twice. Count "
+        "model.parameters() that require grad.",
+    ),
+    "state_dict requiring grad": (
+        "counted the tensors of state_dict() that require grad",
+        "state_dict() lists a layer kept under two names twice, and holds buffers: the buffer that "
+        "requires grad is not in parameters(), so no optimizer built from them holds it. Count "
+        "model.parameters() that require grad.",
+    ),
+    "buffer requiring grad": (
+        "counted the buffer that requires grad",
+        "A buffer that requires grad gets a .grad in backward(), but it is not in parameters(), so the "
+        "optimizer never steps it. Count model.parameters() only.",
+    ),
+    "parameters and buffers": (
+        "counted parameters and buffers",
+        "Buffers are never handed to the optimizer. Count model.parameters() that require grad.",
+    ),
+    "tensors": ("counted tensors, not numbers", "Each parameter holds p.numel() numbers: add those up."),
+    "all tensors": (
+        "counted the parameter tensors, not their numbers",
+        "Add up p.numel() for the parameters that require grad.",
+    ),
+    "top level": (
+        "counted only the model's own parameters, not those of its submodules",
+        "model.parameters() walks every submodule; parameters(recurse=False) does not.",
+    ),
+    "duplicates": (
+        "counted a layer kept under two names twice",
+        "model.parameters() lists each parameter once, as an optimizer holds it; "
+        "named_parameters(remove_duplicate=False) does not.",
+    ),
+}
+
+
+def _sizes(draw: Draw) -> tuple[int, ...]:
+    """Sizes for a CountProbe where every way of counting gives its own number."""
+    for _ in range(1000):
+        sizes = (
+            draw.integer(2, 5),
+            draw.integer(2, 5),
+            draw.integer(1, 4),
+            *(draw.integer(1, 9) for _ in range(5)),
+        )
+        with torch.random.fork_rng(devices=[]):
+            counts = _counts(CountProbe(*sizes))
+        values = list(counts.values())
+        if len(set(values)) == len(values) and 0 not in values and 12 not in values:
+            return sizes
+    raise RuntimeError("no sizes found where every count differs")  # pragma: no cover
+
+
+def _count(answer: Remote, model: Remote, what: str) -> int:
+    with student(what):
+        got = answer.call(model)
+    if isinstance(got, Remote):  # a numpy integer, or another object that says it is an integer
+        try:
+            got = got.method("__index__")
+        except (StudentError, Refused):
+            pass
+    if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.dtype.is_floating_point:
+        got = int(got.item())
+    if isinstance(got, bool) or not isinstance(got, int):
+        raise Fail(
+            "trainable_count(model) returned {got}, not a whole number.",
+            "Return the total as an int: sum(p.numel() for p in ...).",
+            got=got.info.get("type") if isinstance(got, Remote) else repr(got)[:60],
+        )
+    return got
+
+
+def _flags(model: Remote, names: list[str]) -> dict[str, bool]:
+    with student("Reading requires_grad"):
+        return {name: model.attr(f"{name}.requires_grad") for name in names}
+
+
+@exercise(
     "4.2",
     "Count what an optimizer step can change",
-    passed="Right: only parameters that require grad are stepped; buffers never are.",
+    passed="Right: you counted the numbers in parameters that require grad, the only ones the next "
+    "backward() can give a gradient. An optimizer steps the parameters whose .grad is set, so in the usual "
+    "loop (zero_grad(), which sets .grad to None, then backward() and step()) these are the numbers the "
+    "step can change. A buffer is never in parameters(), even when it requires grad.",
 )
-def trainable_count(answer: object) -> None:
-    _expect_function(answer, "4.2", "trainable_count")
+def trainable_count(answer: Remote) -> None:
+    expect_function(answer, "trainable_count", "4.2")
+    session = answer.session
+    draw = Draw()
+    before = session.state()
+    sizes = _sizes(draw)
+    with student("Creating the check's model"):
+        model = session.lib(f"{HERE}:CountProbe").call(*sizes, seed=draw.seed(), keep=True)
     with torch.random.fork_rng(devices=[]):
-        model = _Mixed()
-    got = _count(model, answer)
-    if got is None:
+        twin = CountProbe(*sizes)
+    names = [name for name, _ in twin.named_parameters()]
+    counts = _counts(twin)
+    flags = _flags(model, names)
+    got = _count(answer, model, "trainable_count(model)")
+    if _flags(model, names) != flags:
         raise Fail(
-            "trainable_count(model) did not return a whole number.",
-            "Return the total as an int: sum(p.numel() for p in ...).",
+            "trainable_count changed requires_grad of the model's parameters.",
+            "Only count: read p.requires_grad, never set it.",
         )
-    params = list(model.parameters())
-    expected = _numel(p for p in params if p.requires_grad)
-    mistakes = {
-        _numel(params): (
-            "counted the frozen parameter too",
-            "parameters() also lists parameters with requires_grad=False. They get no gradient, so "
-            "the step skips them: keep only p.requires_grad.",
-        ),
-        _numel(model.state_dict().values()): (
-            "counted everything in state_dict()",
-            "state_dict() holds buffers and frozen parameters too. Count model.parameters() that "
-            "require grad.",
-        ),
-        _numel(t for t in params + list(model.buffers()) if t.requires_grad): (
-            "counted the buffer that requires grad",
-            "A buffer that requires grad gets a .grad in backward(), but it is not in parameters(), "
-            "so the optimizer never steps it. Count model.parameters() only.",
-        ),
-        _numel(params + list(model.buffers())): (
-            "counted parameters and buffers",
-            "Buffers are never handed to the optimizer. Count model.parameters() that require grad.",
-        ),
-        sum(1 for p in params if p.requires_grad): (
-            "counted tensors, not numbers",
-            "Each parameter holds p.numel() numbers: add those up.",
-        ),
-    }
+    expected = counts["right"]
     if got != expected:
-        if got in mistakes:
-            what, hint = mistakes[got]
-            raise Fail(f"trainable_count gave {got}, expected {expected}: it {what}.", hint)
+        for mistake, count in counts.items():
+            if mistake in MISTAKES and got == count:
+                what, hint = MISTAKES[mistake]
+                raise Fail(
+                    "trainable_count gave {got}, expected {expected}: it {what}.",
+                    hint,
+                    got=got,
+                    expected=expected,
+                    what=what,
+                )
+        if got == 0:
+            raise Fail(
+                "trainable_count gave 0 for a model with {expected} numbers in parameters that require grad.",
+                "Count p.numel() for each p in model.parameters() with p.requires_grad. (Before any "
+                "backward(), no parameter has a .grad yet.)",
+                expected=expected,
+            )
         raise Fail(
-            f"trainable_count gave {got} for a model with {expected} trainable numbers.",
+            "trainable_count gave {got} for a model with {expected} numbers in parameters that require grad.",
             "Add up p.numel() for the parameters in model.parameters() that require grad.",
+            got=got,
+            expected=expected,
         )
 
-    for param in model.parameters():  # the "unfreeze everything" loop of the lesson
-        param.requires_grad_(True)
-    after = _count(model, answer)
-    expected = _numel(model.parameters())
-    if after != expected:
+    with student("The unfreeze loop: model.requires_grad_(True)"):
+        model.method("requires_grad_", True)
+    after = _count(answer, model, "trainable_count(model), after the unfreeze loop")
+    if after != counts["all parameters"]:
         raise Fail(
-            f"After the unfreeze loop, trainable_count gave {after}, expected {expected}.",
+            "After the unfreeze loop, trainable_count gave {after}, expected {expected}.",
             "Count at call time: read p.requires_grad each time, do not remember an earlier answer.",
+            after=after,
+            expected=counts["all parameters"],
         )
-    with torch.random.fork_rng(devices=[]):
-        other = nn.Linear(4, 3)
-    if _count(other, answer) != 15:
-        raise Fail(
-            "trainable_count gave a wrong count for nn.Linear(4, 3) (15 numbers).",
-            "Work from the model you are given, not from the lesson's model.",
-        )
+
+    n_in, n_hidden, n_out = draw.integer(2, 7), draw.integer(2, 7), draw.integer(1, 4)
+    with student("Creating nn.Sequential(nn.Linear, nn.ReLU, nn.Linear)"):
+        layers = [
+            session.lib("torch.nn:Linear").call(n_in, n_hidden, seed=draw.seed(), keep=True),
+            session.lib("torch.nn:ReLU").call(keep=True),
+            session.lib("torch.nn:Linear").call(n_hidden, n_out, seed=draw.seed(), keep=True),
+        ]
+        layers[0].method("requires_grad_", False)
+        other = session.lib("torch.nn:Sequential").call(*layers, keep=True)
+    for expected, label in ((n_hidden * n_out + n_out, "its first layer frozen"), (0, "every layer frozen")):
+        if expected == 0:
+            with student("Freezing the whole model"):
+                other.method("requires_grad_", False)
+        got = _count(answer, other, "trainable_count(model)")
+        if got != expected:
+            raise Fail(
+                "For nn.Sequential(nn.Linear({n_in}, {n_hidden}), nn.ReLU(), nn.Linear({n_hidden}, {n_out})) "
+                "with {label}, trainable_count gave {got}, expected {expected}.",
+                "Work from the model you are given, whatever its layers: walk model.parameters().",
+                n_in=n_in,
+                n_hidden=n_hidden,
+                n_out=n_out,
+                label=label,
+                got=got,
+                expected=expected,
+            )
+    leaves_global_state(before, session.state(), "trainable_count")

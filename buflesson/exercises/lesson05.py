@@ -2,234 +2,512 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
-from buflesson.checks import Fail
+from buflesson.checks import Fail, exercise
+from buflesson.handles import Remote
 from buflesson.inventory import BUFFER
-from buflesson.legacy_probes import (
-    build_isolated,
-    call_student,
+from buflesson.probes import (
+    Draw,
+    build,
+    close,
+    expect_follows_double,
+    expect_function,
     expect_kind,
-    legacy_exercise,
-    move,
+    expect_module_class,
+    expect_own_tensors,
+    expect_runs_on_device,
+    forward,
+    leaves_global_state,
+    rounded,
     same,
     save_and_reload,
+    shown,
+    state_dict,
+    student,
+    tensor,
 )
-from buflesson.running_stats import seeded_batches
 
-FEATURES, MOMENTUM = 3, 0.25
+DEFAULT_MOMENTUM = 0.1
+# Momenta the check draws: never 0.1 (an answer that ignores the argument would pass) nor 0.5 (where
+# the weights of the old value and of the batch are equal, so swapping them would go unnoticed).
+MOMENTA = (0.2, 0.25, 0.3, 0.35, 0.4, 0.6, 0.65, 0.7, 0.75, 0.8)
 
+UPDATE_HINT = (
+    "In forward, when self.training is True, update the buffer itself without tracking gradients: "
+    "with torch.no_grad(): self.running_mean.mul_(1 - self.momentum).add_(self.momentum * x.mean(0))."
+)
+RULE = (
+    "(1 - momentum) * running_mean + momentum * x.mean(0), computed under torch.no_grad() so that the "
+    "buffer keeps no autograd graph."
+)
 NO_GRAD_HINT = (
     "Update the buffer under torch.no_grad() (or from x.detach().mean(0)): otherwise it keeps the "
-    "autograd graph of every batch it has seen."
+    "autograd graph of every batch it has seen. Only the update: the returned x - self.running_mean "
+    "must still carry gradients."
 )
 
 
-def _batches() -> torch.Tensor:
-    return seeded_batches(steps=4, batch_size=6, features=FEATURES, seed=5)
+# --- 5.1 ---------------------------------------------------------------------------------------
 
 
-def _rounded(tensor: torch.Tensor) -> list[float]:
-    return [round(value, 4) for value in tensor.flatten().tolist()]
+def _running(model: Remote) -> torch.Tensor:
+    return tensor(model, "running_mean")
 
 
-def _expect_running(model: nn.Module, expected: torch.Tensor, before: torch.Tensor, batch: torch.Tensor):
-    """Compare `running_mean` after one train-mode step with `expected`, naming the usual mistakes."""
-    got = model.running_mean.detach()
-    if got.shape == expected.shape and torch.allclose(got, expected, atol=1e-6):
-        return
+def _expect_start(model: Remote, features: int) -> None:
+    """running_mean starts as float32 zeros, one per feature, and does not require grad."""
+    start = _running(model)
+    if tuple(start.shape) != (features,):
+        raise Fail(
+            "For RunningMean({features}), running_mean has shape {shape}; it needs one value per "
+            "feature, shape ({features},).",
+            "Build it from the argument: torch.zeros(features), never a fixed size.",
+            features=features,
+            shape=tuple(start.shape),
+        )
+    if not same(start, torch.zeros(features)):
+        raise Fail(
+            "running_mean starts as {values}.",
+            "Start from zeros, as BatchNorm does: torch.zeros(features).",
+            values=rounded(start),
+        )
+    if start.dtype != torch.float32:
+        raise Fail(
+            "running_mean is {dtype}, but a model's tensors are torch.float32 until .double() converts them.",
+            "torch.zeros(features) gives float32; leave out the dtype.",
+            dtype=str(start.dtype),
+        )
+    if start.requires_grad:
+        raise Fail(
+            "running_mean requires grad before any data was seen.",
+            "Register a plain tensor: torch.zeros(features), without requires_grad=True.",
+        )
+
+
+def _updates_in_eval(answer: Remote, features: int, momentum: float, batch: torch.Tensor) -> bool:
+    """True when a fresh model in eval mode changes running_mean (the condition the wrong way round)."""
+    probe = build(answer, features, momentum)
+    with student("model.eval()"):
+        probe.method("eval")
+    forward(probe, batch, what="forward in eval mode")
+    return not same(_running(probe), torch.zeros(features))
+
+
+def _expect_update(
+    answer: Remote, got: torch.Tensor, before: torch.Tensor, batch: torch.Tensor, momentum: float
+) -> None:
+    """Compare running_mean after one train-mode step with the rule; name the mistake it matches."""
     batch_mean = batch.mean(0)
+    expected = (1 - momentum) * before + momentum * batch_mean
+    if close(got, expected):
+        return
+    values = {"got": rounded(got), "expected": rounded(expected), "rows": batch.shape[0]}
+    if tuple(got.shape) != tuple(before.shape):
+        raise Fail(
+            "After a batch of {rows} rows, running_mean has shape {shape}, not {before}.",
+            "Average over the batch dimension: x.mean(0) gives one value per feature.",
+            shape=tuple(got.shape),
+            before=tuple(before.shape),
+            **values,
+        )
     if same(got, before):
-        raise Fail(
-            "running_mean did not change in train mode.",
-            "In forward, when self.training is True, write the new value into the buffer: "
-            "self.running_mean.mul_(1 - m).add_(m * x.mean(0)), or assign the new tensor to "
-            "self.running_mean.",
-        )
-    if torch.allclose(got, (1 - MOMENTUM) * batch_mean + MOMENTUM * before):
-        raise Fail(
-            "running_mean moved too far: momentum weighs the old value, not the new batch.",
-            "As in BatchNorm, momentum is the weight of the new batch mean: "
-            "(1 - momentum) * running_mean + momentum * x.mean(0).",
-        )
-    if torch.allclose(got, batch_mean):
-        raise Fail(
-            "running_mean holds the last batch mean: momentum is not used.",
-            "Blend old and new: (1 - momentum) * running_mean + momentum * x.mean(0).",
-        )
+        if _updates_in_eval(answer, before.shape[0], momentum, batch):
+            raise Fail(
+                "running_mean stays the same in train mode but changes in eval mode: the condition is "
+                "the wrong way round.",
+                "Update when self.training is True (train mode); model.eval() sets it to False.",
+            )
+        raise Fail("running_mean did not change in train mode.", UPDATE_HINT)
+    mistakes = (
+        (
+            momentum * before + (1 - momentum) * batch_mean,
+            "running_mean is {got}: momentum weighed the old value, not the new batch (expected {expected}).",
+            "As in BatchNorm, momentum is the weight of the new batch mean: " + RULE,
+        ),
+        (
+            batch_mean,
+            "running_mean holds the last batch mean {got}: momentum is not used (expected {expected}).",
+            "Blend old and new: " + RULE,
+        ),
+        (
+            (1 - DEFAULT_MOMENTUM) * before + DEFAULT_MOMENTUM * batch_mean,
+            "running_mean is {got}: the update used momentum 0.1, not the model's momentum "
+            "(expected {expected}).",
+            "Use the momentum the model was built with, self.momentum, not the number 0.1.",
+        ),
+        (
+            (1 - momentum) * before + momentum * batch.mean(),
+            "running_mean is {got}: the update averaged all values of the batch into one number "
+            "(expected {expected}).",
+            "Average over the batch dimension only: x.mean(0) gives one value per feature.",
+        ),
+        (
+            (1 - momentum) * before + momentum * batch.sum(0),
+            "running_mean is {got}: the update added the batch's sum, not its mean (expected {expected}).",
+            "Use the mean over the batch dimension: x.mean(0).",
+        ),
+    )
+    for value, message, hint in mistakes:
+        if close(got, value):
+            raise Fail(message, hint, **values)
     raise Fail(
-        f"running_mean is {_rounded(got)}, expected {_rounded(expected)}.",
-        "Average over the batch dimension (x.mean(0), one value per feature) and blend it in: "
-        "(1 - momentum) * running_mean + momentum * x.mean(0).",
+        "After a batch of {rows} rows in train mode, running_mean is {got}, expected {expected}.",
+        "Average over the batch dimension and blend it in: " + RULE,
+        **values,
     )
 
 
-@legacy_exercise(
+def _expect_output(
+    out: torch.Tensor, batch: torch.Tensor, old: torch.Tensor, new: torch.Tensor, last: bool = True
+) -> None:
+    """forward returns x - running_mean, with running_mean as it is after the update. While the old
+    running_mean is zero, "x unchanged" and "x minus the old value" are the same number: unless this
+    is the `last` step, the next step (with a non-zero old value) tells them apart."""
+    if close(out, batch - new):
+        return
+    if not last and same(old, torch.zeros_like(old)):
+        return
+    mistakes = (
+        (
+            batch - old,
+            "forward returned x minus running_mean as it was before this batch's update.",
+            "Update first, then return x - self.running_mean.",
+        ),
+        (
+            batch,
+            "forward returned x unchanged.",
+            "Return x - self.running_mean.",
+        ),
+        (
+            batch - batch.mean(0),
+            "forward subtracted the batch's own mean, not running_mean.",
+            "Return x - self.running_mean: the stored value, after the update.",
+        ),
+    )
+    for value, message, hint in mistakes:
+        if close(out, value):
+            raise Fail(message, hint)
+    raise Fail(
+        "forward returned something else than x - running_mean for a batch of {rows} rows.",
+        "Update first, then return x - self.running_mean.",
+        rows=batch.shape[0],
+    )
+
+
+def _train_steps(answer: Remote, model: Remote, batches: list[torch.Tensor], momentum: float) -> None:
+    with student("model.train()"):
+        model.method("train")
+    for step, batch in enumerate(batches, start=1):
+        before = _running(model)
+        out = forward(model, batch, what="forward in train mode")
+        after = _running(model)
+        _expect_update(answer, after, before, batch, momentum)
+        _expect_output(out, batch, before, after, last=step == len(batches))
+
+
+@exercise(
     "5.1",
     "A running mean kept as a buffer",
     passed="running_mean updates in train mode, stays fixed in eval mode, is saved, and follows .to().",
 )
-def running_mean_module(answer: object) -> None:
-    first, second, third, fourth = _batches()
-    model = build_isolated(answer, FEATURES, MOMENTUM)
-    expect_kind(model, "running_mean", BUFFER, sample=first)
-    if not same(model.running_mean, torch.zeros(FEATURES)):
-        raise Fail(
-            f"running_mean starts as {model.running_mean.tolist()}.",
-            f"Start from zeros, as BatchNorm does: torch.zeros({FEATURES}) for {FEATURES} features.",
-        )
+def running_mean_module(answer: Remote) -> None:
+    expect_module_class(answer, "RunningMean")
+    draw = Draw()
+    before_state = answer.session.state()
+    momentum = draw.random.choice(MOMENTA)
+    feature_counts = draw.sizes(2, 2, 7)
+    for features in feature_counts:
+        # Batch sizes never equal the feature count: averaging over the wrong dimension must show.
+        rows = draw.sizes(3, 2, 9, avoid=(features,))
+        batches = [draw.uniform(n, features, low=-2.0, high=4.0) for n in rows]
+        model = build(answer, features, momentum, seed=draw.seed())
+        expect_kind(answer, model, "running_mean", BUFFER, sample=batches[0], args=(features, momentum))
+        _expect_start(model, features)
+        _train_steps(answer, model, batches[:2], momentum)
+        leaves_global_state(before_state, answer.session.state(), "Building and running your model")
 
-    model.train()
-    expected = torch.zeros(FEATURES)
-    for batch in (first, second):
-        before = model.running_mean.detach().clone()
-        out = call_student(model, batch, what="forward in train mode")
-        expected = (1 - MOMENTUM) * expected + MOMENTUM * batch.mean(0)
-        _expect_running(model, expected, before, batch)
-        if not (
-            isinstance(out, torch.Tensor)
-            and out.shape == batch.shape
-            and torch.allclose(out, batch - expected)
-        ):
+        tracked = batches[2].clone().requires_grad_(True)
+        before = _running(model)
+        with student("forward in train mode on an input that requires grad"):
+            out = model.call(tracked, grad=True)  # grad mode on, whatever the session has
+        if not isinstance(out, torch.Tensor):
             raise Fail(
-                "forward returns something else than x - running_mean.",
-                "Update first, then return x - self.running_mean.",
+                "forward returned {got}, not a tensor.", "Return x - self.running_mean.", got=shown(out)
+            )
+        expect_kind(answer, model, "running_mean", BUFFER)
+        after = _running(model)
+        if after.requires_grad:
+            raise Fail(
+                "After a forward pass on an input that requires grad, running_mean requires grad.",
+                NO_GRAD_HINT,
+            )
+        _expect_update(answer, after, before, batches[2], momentum)
+        if not out.requires_grad:
+            raise Fail(
+                "For an input that requires grad, forward returned a tensor that does not: no gradient "
+                "can flow back through the module.",
+                "Put only the update of running_mean under torch.no_grad(); compute the returned "
+                "x - self.running_mean outside it.",
+            )
+        _expect_output(out.detach(), batches[2], before, after)
+
+        with student("model.eval()"):
+            model.method("eval")
+        frozen = _running(model)
+        x = draw.uniform(rows[0], features, low=-2.0, high=4.0)
+        out = forward(model, x, what="forward in eval mode")
+        if not same(_running(model), frozen):
+            raise Fail(
+                "running_mean changed in eval mode.",
+                "Update only when self.training is True: model.eval() sets it to False.",
+            )
+        if not close(out, x - frozen):
+            raise Fail(
+                "In eval mode, forward returned something else than x - running_mean.",
+                "Return x - self.running_mean in both modes; only the update depends on self.training.",
             )
 
-    tracked = third.clone().requires_grad_(True)
-    call_student(model, tracked, what="forward on an input that requires grad")
-    expect_kind(model, "running_mean", BUFFER)
-    if model.running_mean.requires_grad:
+        fresh = save_and_reload(model, lambda f=features: build(answer, f, momentum, seed=draw.seed()))
+        if not same(_running(fresh), frozen):
+            raise Fail(
+                "running_mean lost its value in a save/load round trip through a file: it came back as "
+                "{got}, it was saved as {saved}.",
+                got=shown(_running(fresh)),
+                saved=rounded(frozen),
+            )
+        with student("model.eval()"):
+            fresh.method("eval")
+        if not close(forward(fresh, x, what="forward of the reloaded model"), x - frozen):
+            raise Fail("The reloaded model computes something else than the saved one.")
+
+    features = feature_counts[0]
+    batch = draw.uniform(draw.integer(2, 9, avoid=(features,)), features, low=-2.0, high=4.0)
+    default = build(answer, features, seed=draw.seed())
+    with student("model.train()"):
+        default.method("train")
+    forward(default, batch, what="forward with the default momentum")
+    if not close(_running(default), DEFAULT_MOMENTUM * batch.mean(0)):
         raise Fail(
-            "After a forward pass on an input that requires grad, running_mean requires grad.", NO_GRAD_HINT
+            "RunningMean({features}) without a momentum did not update with momentum 0.1.",
+            "Give the momentum argument the default 0.1, as BatchNorm does: "
+            "def __init__(self, features, momentum=0.1).",
+            features=features,
         )
 
-    model.eval()
-    frozen = model.running_mean.detach().clone()
-    out = call_student(model, fourth, what="forward in eval mode")
-    if not same(model.running_mean, frozen):
+    args = (features, momentum)
+    expect_own_tensors(answer, ("running_mean",), args=args)
+    doubled = expect_follows_double(answer, batch, ("running_mean",), args=args)
+    if _running(doubled).dtype != torch.float64:
         raise Fail(
-            "running_mean changed in eval mode.",
-            "Update only when self.training is True: model.eval() sets it to False.",
+            "After model.double(), a train-mode step left running_mean as {dtype}: the update replaced "
+            "the float64 buffer with a tensor of another dtype.",
+            "Compute the new value from the buffer and the input only (or update in place), so that it "
+            "keeps the model's dtype.",
+            dtype=str(_running(doubled).dtype),
         )
-    if not isinstance(out, torch.Tensor) or not same(out, fourth - frozen):
-        raise Fail("In eval mode, forward should return x - running_mean, using the stored value.")
-
-    fresh = save_and_reload(model, lambda: build_isolated(answer, FEATURES, MOMENTUM))
-    if not same(fresh.running_mean, model.running_mean):
-        raise Fail("running_mean lost its value in a save/load round trip through a file.")
-
-    default = build_isolated(answer, FEATURES)
-    default.train()
-    call_student(default, first, what="forward with the default momentum")
-    if not torch.allclose(default.running_mean, 0.1 * first.mean(0)):
+    if not close(_running(doubled), momentum * batch.double().mean(0)):
         raise Fail(
-            "With the default momentum, running_mean does not match momentum=0.1.",
-            "Give the momentum argument the default 0.1, as BatchNorm does.",
+            "After model.double(), a train-mode step gave running_mean = {got}, expected {expected}.",
+            "Compute the update from the buffer and the input only, so it works in any dtype.",
+            got=rounded(_running(doubled)),
+            expected=rounded(momentum * batch.double().mean(0)),
         )
-
-    doubled = move(build_isolated(answer, FEATURES, MOMENTUM), torch.float64)
-    if doubled.running_mean.dtype != torch.float64:
-        raise Fail(f"After .double(), running_mean is {doubled.running_mean.dtype}, not float64.")
-    out = call_student(doubled, first.double(), what="After .double(), forward")
-    if out.dtype != torch.float64:
+    on_device = expect_runs_on_device(answer, batch, ("running_mean",), args=args)
+    where = _running(on_device).device
+    if where.type != answer.session.device().type:
         raise Fail(
-            f"After .double(), forward returned {out.dtype}.",
-            "Compute with the buffer and the input only, so the dtype follows the model.",
+            "After model.to({device!r}), a train-mode step left running_mean on {where}: the update "
+            "replaced the buffer with a tensor made elsewhere.",
+            "Compute the new value from the buffer and the input only (or update in place), so that it "
+            "stays on the model's device.",
+            device=str(answer.session.device()),
+            where=str(where),
         )
-    on_meta = move(build_isolated(answer, FEATURES, MOMENTUM), torch.device("meta"))
-    if on_meta.running_mean.device.type != "meta":
-        raise Fail("After .to('meta'), running_mean stayed behind.")
+    leaves_global_state(before_state, answer.session.state(), "Building and running your model")
 
 
-class _Net(nn.Module):
-    """A small network with BatchNorm (running statistics) and Dropout (random in train mode)."""
+# --- 5.2 ---------------------------------------------------------------------------------------
 
-    def __init__(self) -> None:
+
+class EvalNet(nn.Module):
+    """The network 5.2's check evaluates: BatchNorm (running statistics) and Dropout (random in train
+    mode) between two linear layers. Built on the student's side, rebuilt by the check to compute the
+    expected output from the state it reads back."""
+
+    SUBMODULES = ("hidden", "norm", "drop", "out")
+    PARAMETERS = ("hidden.weight", "hidden.bias", "norm.weight", "norm.bias", "out.weight", "out.bias")
+
+    def __init__(self, features: int, hidden: int) -> None:
         super().__init__()
-        self.hidden = nn.Linear(3, 4)
-        self.norm = nn.BatchNorm1d(4)
+        self.hidden = nn.Linear(features, hidden)
+        self.norm = nn.BatchNorm1d(hidden)
         self.drop = nn.Dropout(0.5)
-        self.out = nn.Linear(4, 1)
+        self.out = nn.Linear(hidden, 2)
+        with torch.no_grad():  # BatchNorm's affine parameters away from 1 and 0, as after training
+            self.norm.weight.uniform_(0.5, 1.5)
+            self.norm.bias.uniform_(-0.5, 0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.drop(torch.relu(self.norm(self.hidden(x)))))
 
 
-def _trained_net() -> _Net:
-    """A `_Net` whose running statistics have seen a few batches."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(7)
-        model = _Net()
-        with torch.no_grad():
-            for batch in seeded_batches(steps=5, batch_size=8, features=3, seed=7):
-                model(batch)
-    return model
+def _trained_net(answer: Remote, draw: Draw, features: int, hidden: int) -> Remote:
+    """An `EvalNet` on the student's side whose running statistics have seen a few batches."""
+    session = answer.session
+    net = session.lib("buflesson.exercises.lesson05:EvalNet").call(
+        features, hidden, seed=draw.seed(), keep=True
+    )
+    for _ in range(3):
+        batch = 2.0 + 1.5 * draw.randn(draw.integer(4, 9), features)
+        net.call(batch, seed=draw.seed(), grad=False)
+    return net
 
 
-def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: buf.detach().clone() for name, buf in model.named_buffers()}
-
-
-@legacy_exercise(
-    "5.2",
-    "Evaluate without touching the running statistics",
-    passed="evaluate used the stored statistics, changed no buffer, tracked no gradient, restored the mode.",
-)
-def evaluate(answer: object) -> None:
-    if not callable(answer) or isinstance(answer, (type, nn.Module)):
-        raise Fail(
-            f"Expected the function evaluate, got {type(answer).__name__}.",
-            "Pass the function itself, without calling it: check('5.2', evaluate).",
-        )
-    x = seeded_batches(steps=1, batch_size=5, features=3, seed=8)[0]
-    model = _trained_net()
-    reference = copy.deepcopy(model).eval()
+def _expected(state: dict, features: int, hidden: int, x: torch.Tensor) -> torch.Tensor:
+    """What the network gives in eval mode, computed here from the state read back."""
+    with torch.random.fork_rng(devices=[]):  # in a notebook this is the student's process
+        reference = EvalNet(features, hidden)
+    reference.load_state_dict(state)
+    reference.eval()
     with torch.no_grad():
-        expected = reference(x)
-    before = _buffers(model)
-    model.train()
-    with torch.random.fork_rng(devices=[]):
-        out = call_student(answer, model, x, what="evaluate(model, x)")
+        return reference(x)
 
-    changed = [name for name, buf in model.named_buffers() if not same(buf, before[name])]
+
+def _modes(net: Remote) -> dict[str, bool]:
+    with student("Reading the model's mode"):
+        modes = {"model": net.attr("training")}
+        for name in EvalNet.SUBMODULES:
+            modes[name] = net.attr(f"{name}.training")
+    return modes
+
+
+def _evaluate(
+    answer: Remote, net: Remote, x: torch.Tensor, how: str, seed: int, grad: bool | None = None
+) -> object:
+    # A forked random state: Dropout in train mode must not use up the student's random numbers.
+    with student(f"evaluate(model, x) on a model in {how}"):
+        return answer.call(net, x, seed=seed, grad=grad)
+
+
+def _expect_result(
+    out: object, state_before: dict, state_after: dict, expected: torch.Tensor
+) -> torch.Tensor:
+    changed = [name for name in state_before if not same(state_after.get(name), state_before[name])]
     if changed:
         if isinstance(out, torch.Tensor) and not out.requires_grad:
             raise Fail(
-                f"evaluate changed {', '.join(changed)}.",
-                "torch.no_grad() stops gradient tracking, not BatchNorm's running statistics: "
-                "call model.eval() before the forward pass.",
+                "evaluate changed {changed}: the model ran in train mode.",
+                "torch.no_grad() stops gradient tracking, not BatchNorm's running statistics: call "
+                "model.eval() before the forward pass (remember model.training first, to restore it "
+                "afterwards).",
+                changed=", ".join(changed),
             )
         raise Fail(
-            f"evaluate changed {', '.join(changed)}: the model ran in train mode.",
-            "Call model.eval() before the forward pass: in train mode BatchNorm updates its buffers.",
+            "evaluate changed {changed}: the model ran in train mode.",
+            "Call model.eval() before the forward pass (remember model.training first, to restore it "
+            "afterwards): in train mode BatchNorm updates its buffers.{graph}",
+            changed=", ".join(changed),
+            graph=" And run the forward pass inside `with torch.no_grad():`: the output requires grad."
+            if isinstance(out, torch.Tensor)
+            else "",
         )
     if not isinstance(out, torch.Tensor):
-        raise Fail(f"evaluate returned {type(out).__name__}, not the model's output.", "Return model(x).")
-    if out.shape != expected.shape or not torch.allclose(out.detach(), expected, atol=1e-6):
+        raise Fail(
+            "evaluate returned {got}, not the model's output.",
+            "Return the output of model(x).",
+            got=shown(out) if out is None or isinstance(out, Remote) else f"a {type(out).__name__}",
+        )
+    if tuple(out.shape) != tuple(expected.shape):
+        raise Fail(
+            "evaluate returned a tensor of shape {got}; the model's output has shape {expected}.",
+            "Return the output of model(x) itself.",
+            got=tuple(out.shape),
+            expected=tuple(expected.shape),
+        )
+    if not close(out.detach(), expected):
         raise Fail(
             "evaluate returned other values than the model gives in eval mode.",
-            "Return model(x), computed after model.eval().",
+            "Return model(x), computed after model.eval(): in eval mode BatchNorm uses its stored "
+            "statistics and Dropout does nothing.",
         )
+    return out
+
+
+def _expect_no_graph(out: torch.Tensor) -> None:
     if out.requires_grad:
         raise Fail(
             "The output requires grad: evaluate built an autograd graph nobody uses.",
             "Run the forward pass inside `with torch.no_grad():`.",
         )
-    if not model.training:
+
+
+def _expect_trainable(net: Remote, names: tuple[str, ...]) -> None:
+    frozen = [name for name in names if not tensor(net, name).requires_grad]
+    if frozen:
+        raise Fail(
+            "After evaluate, {frozen} no longer require grad: the training that goes on after "
+            "evaluation cannot update them.",
+            "Leave the parameters alone: `with torch.no_grad():` stops gradient tracking for the lines "
+            "inside it only, which is all evaluation needs.",
+            frozen=", ".join(frozen),
+        )
+
+
+@exercise(
+    "5.2",
+    "Evaluate without touching the running statistics",
+    passed="evaluate used the stored statistics, changed no buffer, tracked no gradient, restored the mode.",
+)
+def evaluate(answer: Remote) -> None:
+    expect_function(answer, "evaluate", "5.2")
+    draw = Draw()
+    before_state = answer.session.state()
+    features, hidden = draw.integer(2, 6), draw.integer(3, 8)
+    rows_a, rows_b = draw.sizes(2, 2, 9)
+
+    net = _trained_net(answer, draw, features, hidden)
+    with student("model.train()"):
+        net.method("train")
+    state = state_dict(net)
+    x = draw.randn(rows_a, features)
+    # Called as a training loop calls it: a change to grad mode it leaves behind shows afterwards.
+    out = _evaluate(answer, net, x, "train mode", draw.seed())
+    out = _expect_result(out, state, state_dict(net), _expected(state, features, hidden, x))
+    leaves_global_state(before_state, answer.session.state(), "evaluate(model, x)")
+    if before_state["grad_enabled"]:
+        _expect_no_graph(out)
+    _expect_trainable(net, EvalNet.PARAMETERS)
+    modes = _modes(net)
+    if not modes["model"]:
         raise Fail(
             "After evaluate, the model is still in eval mode, though it was in train mode before.",
             "Put the mode back at the end: was_training = model.training first, "
             "model.train(was_training) last.",
         )
-    model.eval()
-    call_student(answer, model, x, what="evaluate(model, x) on a model in eval mode")
-    if model.training:
+    left = [name for name in EvalNet.SUBMODULES if not modes[name]]
+    if left:
+        raise Fail(
+            "After evaluate, model.training is True again, but {left} are still in eval mode: setting "
+            "model.training does not reach the submodules.",
+            "Restore the mode with model.train(was_training): it sets every submodule.",
+            left=", ".join(left),
+        )
+
+    second = _trained_net(answer, draw, features, hidden)
+    with student("model.eval()"):
+        second.method("eval")
+    state = state_dict(second)
+    y = draw.randn(rows_b, features)
+    # With grad mode on, whatever the session has: the output must still carry no graph.
+    out = _evaluate(answer, second, y, "eval mode", draw.seed(), grad=True)
+    _expect_no_graph(_expect_result(out, state, state_dict(second), _expected(state, features, hidden, y)))
+    modes = _modes(second)
+    if any(modes.values()):
         raise Fail(
             "evaluate switched a model that was in eval mode to train mode.",
-            "Restore the mode it had, not train mode: was_training = model.training, then "
+            "Restore the mode it had, not train mode: was_training = model.training first, then "
             "model.train(was_training).",
         )
+    leaves_global_state(before_state, answer.session.state(), "evaluate(model, x)")

@@ -2,182 +2,410 @@
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from collections import OrderedDict
 
-from buflesson.checks import Fail
+import torch
+
+from buflesson.checks import Fail, exercise
+from buflesson.handles import Remote
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN
-from buflesson.legacy_probes import (
-    build_isolated,
-    call_student,
+from buflesson.probes import (
+    Draw,
+    build,
+    close,
+    expect_follows_double,
     expect_kind,
-    kind_of,
-    legacy_exercise,
+    expect_module_class,
+    expect_runs_on_device,
+    forward,
+    leaves_global_state,
+    load_strict,
     move,
+    rounded,
+    rows,
     same,
     save_and_reload,
+    save_file,
+    shown,
+    state_dict,
+    student,
+    tensor,
 )
-from buflesson.running_stats import seeded_batches
 
-MAX_LEN = 6
+# --- 6.1 ---------------------------------------------------------------------------------------
 
 
-def _scores(length: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(2, length, length, generator=generator)
+def _tril(length: int) -> torch.Tensor:
+    return torch.ones(length, length, dtype=torch.bool).tril()
 
 
 def _masked(scores: torch.Tensor) -> torch.Tensor:
+    """The scores with -inf where a position looks at a later one."""
     length = scores.shape[-1]
-    allowed = torch.ones(length, length, dtype=torch.bool, device=scores.device).tril()
-    return scores.masked_fill(~allowed, float("-inf"))
+    return scores.masked_fill(~_tril(length).to(scores.device), float("-inf"))
 
 
-def _forward_matches(model: nn.Module, scores: torch.Tensor, what: str) -> bool:
-    out = call_student(model, scores, what=what)
-    return isinstance(out, torch.Tensor) and same(out, _masked(scores))
+def _expect_mask(mask: torch.Tensor, max_len: int) -> None:
+    """`mask` is (max_len, max_len) and nonzero (True) exactly on and below the diagonal."""
+    if tuple(mask.shape) != (max_len, max_len):
+        raise Fail(
+            "For CausalMask({max_len}), mask has shape {shape}; it should be ({max_len}, {max_len}).",
+            "Build it from the argument: torch.ones(max_len, max_len, dtype=torch.bool).tril(), never a "
+            "fixed size.",
+            max_len=max_len,
+            shape=tuple(mask.shape),
+        )
+    allowed = mask != 0
+    tril = _tril(max_len)
+    if torch.equal(allowed, tril):
+        return
+    if torch.equal(allowed, tril.T):
+        raise Fail(
+            "mask is True on and above the diagonal: it lets each position see the later ones.",
+            "Position i may look at positions j <= i: use .tril(), not .triu().",
+        )
+    if torch.equal(allowed, ~tril):
+        raise Fail(
+            "mask is True above the diagonal, on the positions to hide; the exercise's mask is True "
+            "where a position may look.",
+            "Make it True on and below the diagonal: torch.ones(max_len, max_len, dtype=torch.bool).tril().",
+        )
+    raise Fail(
+        "mask is not True exactly on and below the diagonal.",
+        "Build it as torch.ones(max_len, max_len, dtype=torch.bool).tril(): the diagonal is included.",
+    )
 
 
-@legacy_exercise(
+def _expect_masks_scores(model: Remote, scores: torch.Tensor, what: str, device_rule: bool = False) -> None:
+    """forward(scores) gives the scores with -inf above the diagonal."""
+    mask = tensor(model, "mask")
+    try:
+        out = forward(model, scores, what=what, device_rule=device_rule)
+    except Fail:
+        if mask.dtype != torch.bool:
+            raise Fail(
+                "{what} raised an error: mask is {dtype}, and the given forward uses it as a bool mask "
+                "(~mask and masked_fill take True/False).",
+                "Register the mask with dtype=torch.bool, or change forward to test self.mask[:T, :T] == 0.",
+                what=what,
+                dtype=str(mask.dtype),
+            ) from None
+        if scores.shape[-1] < mask.shape[-1]:
+            raise Fail(
+                "{what} raised an error for a sequence of length {length}, shorter than max_len = {max_len}.",
+                "Cut the mask to the input's length T = scores.shape[-1]: self.mask[:T, :T].",
+                what=what,
+                length=scores.shape[-1],
+                max_len=mask.shape[-1],
+            ) from None
+        raise
+    if out.device.type == "meta" or scores.device.type == "meta":
+        if tuple(out.shape) != tuple(scores.shape):
+            raise Fail(
+                "{what} returned shape {got} for scores of shape {shape}.",
+                "Keep the given forward: it returns the scores, masked.",
+                what=what,
+                got=tuple(out.shape),
+                shape=tuple(scores.shape),
+            )
+        return
+    expected = _masked(scores)
+    if close(out, expected):
+        return
+    if close(out, scores.masked_fill(~_tril(scores.shape[-1]), 0.0)):
+        raise Fail(
+            "{what} puts 0 above the diagonal, not -inf: after softmax a 0 still gets weight.",
+            "Fill with float('-inf'): scores.masked_fill(~mask, float('-inf')).",
+            what=what,
+        )
+    raise Fail(
+        "{what} does not give the scores with -inf above the diagonal (for sequences of length {length}).",
+        "Keep the given forward: scores.masked_fill(~self.mask[:T, :T], float('-inf')), with T the "
+        "input's length.",
+        what=what,
+        length=scores.shape[-1],
+    )
+
+
+@exercise(
     "6.1",
     "A causal mask as a non-persistent buffer",
     passed="mask moves with the model, stays out of state_dict(), and old checkpoints still load.",
 )
-def causal_mask(answer: object) -> None:
-    short, full = _scores(4, seed=6), _scores(MAX_LEN, seed=7)
-    model = build_isolated(answer, MAX_LEN)
-    expect_kind(model, "mask", NON_PERSISTENT_BUFFER, sample=short)
-    tril = torch.ones(MAX_LEN, MAX_LEN, dtype=torch.bool).tril()
-    mask = model.mask
-    if tuple(mask.shape) != (MAX_LEN, MAX_LEN):
-        raise Fail(
-            f"mask has shape {tuple(mask.shape)}; for max_len={MAX_LEN} it should be ({MAX_LEN}, {MAX_LEN}).",
-            "Build it from max_len: torch.ones(max_len, max_len, dtype=torch.bool).tril().",
+def causal_mask(answer: Remote) -> None:
+    expect_module_class(answer, "CausalMask")
+    draw = Draw()
+    session = answer.session
+    before_state = session.state()
+    for max_len in draw.sizes(2, 3, 10):
+        full = draw.randn(draw.integer(1, 3), max_len, max_len)
+        shorter = draw.randn(draw.integer(1, 3), draw.integer(1, 3), *(2 * [draw.integer(1, max_len - 1)]))
+        model = build(answer, max_len, seed=draw.seed())
+        expect_kind(answer, model, "mask", NON_PERSISTENT_BUFFER, sample=full, args=(max_len,))
+        _expect_mask(tensor(model, "mask"), max_len)
+        _expect_masks_scores(model, full, "forward")
+        _expect_masks_scores(model, shorter, "forward on a sequence shorter than max_len")
+
+        # A checkpoint from before the mask existed, and the model's own: both load strictly, the
+        # second even into a model built for longer sequences (the mask is not in it).
+        old = OrderedDict((key, value) for key, value in state_dict(model).items() if key != "mask")
+        old._metadata = OrderedDict({"": {"version": 1}})
+        empty = save_file(session, old, "before-the-mask.pt")
+        fresh = build(answer, max_len, seed=draw.seed())
+        load_strict(
+            fresh,
+            empty,
+            "Loading a checkpoint saved before the mask existed (no 'mask' key)",
+            "Keep mask out of the state: register it with persistent=False, and keep the given code.",
         )
-    if not torch.equal(mask != 0, tril):
-        if torch.equal(mask != 0, tril.T):
-            raise Fail(
-                "mask lets each position see the later ones: it is the upper triangle.",
-                "Position i may look at positions j <= i: use .tril(), not .triu().",
-            )
-        raise Fail(
-            "mask is not the lower triangle of ones.",
-            "Build it as torch.ones(max_len, max_len, dtype=torch.bool).tril().",
-        )
-    if not _forward_matches(model, full, "forward"):
-        raise Fail(
-            "forward does not give the scores with -inf above the diagonal.",
-            "Return scores.masked_fill(~mask, float('-inf')), where mask is True on and below the diagonal.",
-        )
-    try:
-        shorter_works = _forward_matches(model, short, "forward on a sequence shorter than max_len")
-    except Fail:  # typically a shape error from the uncut mask
-        shorter_works = False
-    if not shorter_works:
-        raise Fail(
-            "forward fails for a sequence shorter than max_len.",
-            "Cut the mask to the input's length T = scores.shape[-1]: self.mask[:T, :T].",
+        _expect_masks_scores(fresh, full, "After loading an old checkpoint, forward")
+        longer = max_len + draw.integer(1, 4)
+        reloaded = save_and_reload(model, lambda n=longer: build(answer, n, seed=draw.seed()))
+        _expect_mask(tensor(reloaded, "mask"), longer)
+        _expect_masks_scores(
+            reloaded,
+            draw.randn(1, longer, longer),
+            "After loading into a model with a larger max_len, forward",
         )
 
-    # A checkpoint holds no mask: it loads strictly, even into a model built for longer sequences.
-    longer = save_and_reload(model, lambda: build_isolated(answer, MAX_LEN + 2))
-    if not _forward_matches(longer, _scores(MAX_LEN + 2, seed=8), "After load_state_dict, forward"):
-        raise Fail("After loading a checkpoint, forward gives other values.")
-
-    on_meta = move(build_isolated(answer, MAX_LEN), torch.device("meta"))
-    if on_meta.mask.device.type != "meta":
-        raise Fail("After .to('meta'), mask stayed behind.")
-    out = call_student(on_meta, short.to("meta"), what="After .to('meta'), forward")
-    if out.device.type != "meta":
-        raise Fail(
-            f"After .to('meta'), forward returned a tensor on {out.device}.",
-            "Use the buffer self.mask in forward, not a tensor made there.",
+        on_device = expect_runs_on_device(answer, shorter, ("mask",), args=(max_len,))
+        device = session.device()
+        _expect_masks_scores(
+            on_device, full.to(device), f"After model.to({str(device)!r}), forward", device_rule=True
         )
-    doubled = move(build_isolated(answer, MAX_LEN), torch.float64)
-    if not _forward_matches(doubled, short.double(), "After .double(), forward"):
-        raise Fail("After .double(), forward gives other values.")
+        doubled = expect_follows_double(answer, full, ("mask",), args=(max_len,))
+        _expect_masks_scores(doubled, full.double(), "After model.double(), forward")
+    leaves_global_state(before_state, session.state(), "Building and running your model")
 
+
+# --- 6.2 ---------------------------------------------------------------------------------------
+
+KEEP_LIKE_BUFFER = (
+    "put the new values into the buffer itself, self.{name}.copy_(x.{name}(0)), or assign a tensor "
+    "made like it, self.{name} = x.{name}(0).to(self.{name})"
+)
 
 _KIND_AFTER_FIT = {
     PARAMETER: (
-        "{name!r} became a parameter when fit() assigned an nn.Parameter to it.",
-        "Assign the plain tensor: self.{name} = x.{name}(0). A plain tensor assigned to a buffer's "
-        "name stays a buffer.",
+        "After fit(), {name!r} is a parameter: fit() assigned an nn.Parameter to it.",
+        "A plain tensor assigned to a buffer's name stays a buffer: " + KEEP_LIKE_BUFFER + ".",
     ),
     NON_PERSISTENT_BUFFER: (
         "After fit(), {name!r} is a non-persistent buffer, so the fitted value is not saved.",
-        "Assigning nn.Buffer(...) again registers it anew, with that call's persistent flag. Assign "
-        "the plain tensor instead: self.{name} = x.{name}(0).",
+        "Assigning nn.Buffer(...) registers the buffer anew, with that call's persistent flag "
+        "(False here). Instead " + KEEP_LIKE_BUFFER + ".",
     ),
     PLAIN: (
         "After fit(), {name!r} is a plain attribute, so the fitted value is not saved.",
-        "Do not delete the buffer before assigning: self.{name} = x.{name}(0) on the buffer's name "
-        "keeps it a buffer.",
+        "Do not delete the buffer: " + KEEP_LIKE_BUFFER + ".",
     ),
     NONE_BUFFER: (
         "After fit(), {name!r} holds None.",
-        "Assign the tensor you computed: self.{name} = x.{name}(0).",
+        "Keep a tensor there: " + KEEP_LIKE_BUFFER + ".",
     ),
 }
 
 
-def _expect_fitted(model: nn.Module, data: torch.Tensor) -> None:
+def _expect_start(model: Remote, features: int) -> None:
+    for name, start, word in (
+        ("mean", torch.zeros(features), "zeros"),
+        ("std", torch.ones(features), "ones"),
+    ):
+        value = tensor(model, name)
+        if tuple(value.shape) != (features,):
+            raise Fail(
+                "For Normalizer({features}), {name} has shape {shape}; it needs one value per feature, "
+                "shape ({features},).",
+                "Build it from the argument: nn.Buffer(torch.{word}(features)), never a fixed size.",
+                features=features,
+                name=name,
+                shape=tuple(value.shape),
+                word=word,
+            )
+        if not same(value, start):
+            raise Fail(
+                "Before fit(), {name} is {got}; it should be {word}, so that an unfitted model leaves x "
+                "unchanged.",
+                "Start with nn.Buffer(torch.zeros(features)) for mean and nn.Buffer(torch.ones(features)) "
+                "for std.",
+                name=name,
+                got=rounded(value),
+                word=word,
+            )
+        if value.dtype != torch.float32:
+            raise Fail(
+                "Before fit(), {name} is {dtype}; a model's tensors are torch.float32 until .double() "
+                "converts them.",
+                "torch.{word}(features) gives float32; leave out the dtype.",
+                name=name,
+                dtype=str(value.dtype),
+                word=word,
+            )
+
+
+def _fit(model: Remote, data: torch.Tensor, what: str) -> None:
+    if model.attr_or_none("fit") is None:
+        raise Fail("The model has no fit() method.", "Define def fit(self, x): ... in the class.")
+    with student(what):
+        model.method("fit", data)
+
+
+def _expect_fitted(model: Remote, data: torch.Tensor, where: str = "") -> None:
+    """After fit(data): mean and std are still persistent buffers holding data.mean(0), data.std(0)."""
+    found = rows(model)
     for name in ("mean", "std"):
-        kind = kind_of(model, name)
-        if kind in _KIND_AFTER_FIT:
-            message, hint = _KIND_AFTER_FIT[kind]
-            raise Fail(message.format(name=name), hint.format(name=name))
-        if kind is None:
-            raise Fail(f"After fit(), the model has no tensor named {name!r}.")
-    if model.mean.requires_grad or model.std.requires_grad:
-        raise Fail("After fit(), mean or std requires grad.", "Assign plain tensors: x.mean(0), x.std(0).")
-    if not torch.allclose(model.mean, data.mean(0)):
-        raise Fail(f"After fit(), mean is {model.mean.tolist()}.", "Use the mean over the batch: x.mean(0).")
-    if not torch.allclose(model.std, data.std(0)):
-        if torch.allclose(model.std, data.std(0, correction=0)):
+        row = found.get(name)
+        if row is None:
+            raise Fail("After fit(), the model has no tensor named {name!r}.", name=name)
+        if row["kind"] in _KIND_AFTER_FIT:
+            message, hint = _KIND_AFTER_FIT[row["kind"]]
+            raise Fail(message, hint, name=name)
+        if row["requires_grad"]:
+            raise Fail(
+                "After fit(), {name} requires grad.",
+                "Fit from the data's values only: x.{name}(0) of data that does not require grad, "
+                "or under torch.no_grad().",
+                name=name,
+            )
+    for name, expected in (("mean", data.mean(0)), ("std", data.std(0))):
+        value = tensor(model, name)
+        if tuple(value.shape) != tuple(expected.shape):
+            raise Fail(
+                "After fit() on data of shape {data}, {name} has shape {shape}, not {expected}.",
+                "Compute it over the rows, one value per feature: x.{name}(0).",
+                data=tuple(data.shape),
+                name=name,
+                shape=tuple(value.shape),
+                expected=tuple(expected.shape),
+            )
+    for name, expected, start in (("mean", data.mean(0), 0.0), ("std", data.std(0), 1.0)):
+        value = tensor(model, name)
+        if value.device.type == "meta" or close(value, expected):
+            continue
+        if same(value, torch.full_like(expected, start)):
+            raise Fail(
+                "fit() left {name} as it was in __init__.",
+                "Set both buffers in fit: " + KEEP_LIKE_BUFFER + ".",
+                name=name,
+            )
+        if name == "std" and close(value, data.std(0, correction=0)):
             raise Fail(
                 "std uses the population formula (correction=0).",
-                "Use PyTorch's default, x.std(0), as the lesson does.",
+                "Use PyTorch's default, x.std(0), as the exercise says.",
             )
-        raise Fail(f"After fit(), std is {model.std.tolist()}.", "Use the std over the batch: x.std(0).")
+        raise Fail(
+            "After fit(){where}, {name} is {got}, expected x.{name}(0) = {expected}.",
+            "Compute it over the rows, one value per feature: x.{name}(0).",
+            where=where,
+            name=name,
+            got=rounded(value),
+            expected=rounded(expected),
+        )
 
 
-@legacy_exercise(
+def _expect_normalizes(
+    model: Remote, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, what: str
+) -> None:
+    out = forward(model, x, what=what)
+    if not close(out, (x - mean) / std):
+        raise Fail(
+            "{what} gives other values than (x - mean) / std.",
+            "Keep the given forward: return (x - self.mean) / self.std.",
+            what=what,
+        )
+
+
+def _expect_kept(model: Remote, target: str, wanted: object, data: torch.Tensor) -> None:
+    """After a conversion to `wanted` (a dtype or a device type) and a fit on float32 CPU data, the
+    buffers still have the model's dtype and device."""
+    for name in ("mean", "std"):
+        value = tensor(model, name)
+        if isinstance(wanted, torch.dtype):
+            found, where = value.dtype, f"as {value.dtype}"
+        else:
+            found, where = value.device.type, f"on {value.device}"
+        if found != wanted:
+            raise Fail(
+                "After model.{target}, fit(x) on {data} data left {name} {where}: the fit replaced the "
+                "buffer's tensor with a new one that has the data's dtype and device, undoing {target}.",
+                "Keep the buffer's dtype and device: " + KEEP_LIKE_BUFFER + ".",
+                target=target,
+                data=f"{str(data.dtype).removeprefix('torch.')} {data.device.type.upper()}",
+                name=name,
+                where=where,
+            )
+
+
+@exercise(
     "6.2",
     "A normalizer with `nn.Buffer` and `fit()`",
-    passed="mean and std stayed buffers through fit(): the fitted values are saved, reloaded and moved.",
+    passed="mean and std stayed buffers through fit(), kept the model's dtype and device, and the fitted "
+    "values are saved and reloaded.",
 )
-def normalizer(answer: object) -> None:
-    data = seeded_batches(steps=1, batch_size=10, features=3, seed=9)[0]
-    x = seeded_batches(steps=1, batch_size=4, features=3, seed=10)[0]
-    model = build_isolated(answer, 3)
-    for name in ("mean", "std"):
-        expect_kind(model, name, BUFFER, sample=x)
-    if not (same(model.mean, torch.zeros(3)) and same(model.std, torch.ones(3))):
+def normalizer(answer: Remote) -> None:
+    expect_module_class(answer, "Normalizer")
+    draw = Draw()
+    session = answer.session
+    before_state = session.state()
+    feature_counts = draw.sizes(2, 2, 7)
+    for features in feature_counts:
+        # Row counts never equal the feature count: statistics over the wrong dimension must show.
+        data = 3.0 + 2.0 * draw.randn(draw.integer(5, 12, avoid=(features,)), features)
+        x = 3.0 + 2.0 * draw.randn(draw.integer(2, 9, avoid=(features,)), features)
+        model = build(answer, features, seed=draw.seed())
+        for name in ("mean", "std"):
+            expect_kind(answer, model, name, BUFFER, sample=x, args=(features,))
+        _expect_start(model, features)
+        _expect_normalizes(model, x, torch.zeros(features), torch.ones(features), "Before fit(), forward")
+
+        _fit(model, data, "fit(x)")
+        _expect_fitted(model, data)
+        mean, std = data.mean(0), data.std(0)
+        _expect_normalizes(model, x, mean, std, "After fit(), forward")
+
+        fresh = save_and_reload(model, lambda f=features: build(answer, f, seed=draw.seed()))
+        for name, value in (("mean", mean), ("std", std)):
+            if not close(tensor(fresh, name), value):
+                raise Fail(
+                    "The fitted {name} was lost in a save/load round trip through a file: it came back "
+                    "as {got}.",
+                    "Keep mean and std persistent buffers, so state_dict() holds the fitted values.",
+                    name=name,
+                    got=shown(tensor(fresh, name)),
+                )
+        _expect_normalizes(fresh, x, mean, std, "After loading the fitted state, forward")
+
+    features = feature_counts[0]
+    data = 3.0 + 2.0 * draw.randn(draw.integer(5, 12, avoid=(features,)), features)
+    x = 3.0 + 2.0 * draw.randn(draw.integer(2, 9, avoid=(features,)), features)
+
+    doubled = expect_follows_double(answer, x, ("mean", "std"), args=(features,))
+    _fit(doubled, data, "After model.double(), fit(x)")
+    _expect_kept(doubled, "double()", torch.float64, data)
+    _expect_fitted(doubled, data, " after model.double()")
+    out = forward(doubled, x.double(), what="After model.double() and fit(), forward")
+    if out.dtype != torch.float64 or not close(out, (x.double() - data.mean(0)) / data.std(0)):
         raise Fail(
-            "Before fit(), mean should be zeros and std ones, so forward leaves x unchanged.",
-            "Start with nn.Buffer(torch.zeros(features)) and nn.Buffer(torch.ones(features)).",
+            "After model.double() and fit(), forward on a float64 input gave {dtype} values other than "
+            "(x - mean) / std.",
+            "Keep the given forward, and keep the buffers float64 through fit().",
+            dtype=str(out.dtype),
         )
-    fit = getattr(model, "fit", None)
-    if not callable(fit):
-        raise Fail("The model has no fit() method.", "Define def fit(self, x): ... in the class.")
-    call_student(fit, data, what="fit(x)")
-    _expect_fitted(model, data)
-    out = call_student(model, x, what="forward")
-    expected = (x - data.mean(0)) / data.std(0)
-    if not isinstance(out, torch.Tensor) or not torch.allclose(out, expected):
-        raise Fail("forward gives other values than (x - mean) / std.", "Return (x - self.mean) / self.std.")
 
-    fresh = save_and_reload(model, lambda: build_isolated(answer, 3))
-    if not (same(fresh.mean, model.mean) and same(fresh.std, model.std)):
-        raise Fail("The fitted mean and std were lost in a save/load round trip through a file.")
-
-    doubled = move(fresh, torch.float64)
-    if doubled.mean.dtype != torch.float64 or doubled.std.dtype != torch.float64:
-        raise Fail("After .double(), mean and std are not float64.")
-    out = call_student(doubled, x.double(), what="After .double(), forward")
-    if out.dtype != torch.float64:
-        raise Fail(f"After .double(), forward returned {out.dtype}.")
-    on_meta = move(doubled, torch.device("meta"))
-    if on_meta.mean.device.type != "meta" or on_meta.std.device.type != "meta":
-        raise Fail("After .to('meta'), mean or std stayed behind.")
+    device = session.device()
+    expect_runs_on_device(answer, x, ("mean", "std"), args=(features,))
+    moved = move(build(answer, features, seed=draw.seed()), device)
+    _fit(moved, data, f"After model.to({str(device)!r}), fit(x) on CPU data")
+    _expect_kept(moved, f"to({str(device)!r})", device.type, data)
+    _expect_fitted(moved, data, f" after model.to({str(device)!r})")
+    out = forward(
+        moved, x.to(device), what=f"After model.to({str(device)!r}) and fit(), forward", device_rule=True
+    )
+    if out.device.type != device.type:
+        raise Fail(
+            "After model.to({device!r}) and fit(), forward returned a tensor on {where}.",
+            "Keep the given forward, and keep the buffers on the model's device through fit().",
+            device=str(device),
+            where=str(out.device),
+        )
+    leaves_global_state(before_state, session.state(), "Building, fitting and running your model")

@@ -1,27 +1,29 @@
 """Lesson 9: predictions about a model that mixes everything, checked against what PyTorch does.
 
-Nothing here holds an answer: each check builds `Everything`, asks PyTorch (which
-keys `state_dict()` has, which tensors `.to('meta')` moves, which tensors
-`optimizer.step()` changes) and compares the student's set of names with that.
-The hints come from each wrong name's kind, read from `inventory`. The three
-questions are answered by `saved_names`, `moved_names` and `trained_names` in
-`buflesson.recap`.
+Nothing here holds an answer: each check builds `Everything` here (the check's own torch), asks
+PyTorch (which keys `state_dict()` has, which tensors `.to('meta')` moves, which tensors
+`optimizer.step()` changes in `training_step`) and compares the student's names with that. The
+student's prediction comes back as plain data: a set, list or tuple of names (each once), or a dict
+from names to True/False (for 9.2 also to devices), or a function that returns one of these. The
+hints come from each wrong name's kind, read from `inventory`. The three questions are answered by
+`saved_names`, `moved_names` and `trained_names` in `buflesson.recap`.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from buflesson.checks import Fail
+from buflesson.checks import Fail, exercise
+from buflesson.handles import Remote
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN, inventory
-from buflesson.legacy_probes import call_student, legacy_exercise
+from buflesson.probes import as_device, names_in, near_miss, prediction
 from buflesson.recap import everything_model, moved_names, saved_names, trained_names
 
 FROZEN = "frozen parameter"
+EXAMPLE = '{"gain", "linear.weight"}'
 
 
 def _model() -> nn.Module:
@@ -37,18 +39,33 @@ def _kinds() -> dict[str, str]:
     }
 
 
-def _names(answer: object) -> set[str]:
-    """The student's set of names; a function is called first, so it may return them."""
-    if callable(answer) and not inspect.isclass(answer) and not isinstance(answer, nn.Module):
-        answer = call_student(answer, what="Your function")
-    if isinstance(answer, (str, bytes)) or not isinstance(answer, (set, frozenset, list, tuple)):
-        raise Fail(
-            f"Expected a set of tensor names, got {type(answer).__name__}.",
-            'Return a set of strings, e.g. {"gain", "linear.weight"}.',
-        )
-    if not all(isinstance(name, str) for name in answer):
-        raise Fail("Every name must be a string.", 'Write each name in quotes, e.g. "norm.weight".')
-    return set(answer)
+def _chosen(question: str, key: object, value: object) -> bool:
+    """Whether a dict answer puts `key` in the set: True/False, or (for .to()) the device it is on."""
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    if question == "moved":
+        if value is None or value == "-":  # no tensor, no device (as the lesson's table shows it)
+            return False
+        device = as_device(value)
+        if device is not None:
+            return device.type == "meta"
+    raise Fail(
+        "Your dict gives {key!r} the value {value!r}: expected True or False{devices}.",
+        "Answer with a set of names, e.g. {example}; or a dict from each name to True or False.",
+        key=key,
+        value=value,
+        devices=", or a device such as 'meta' or 'cpu'" if question == "moved" else "",
+        example=EXAMPLE,
+    )
+
+
+def _names(question: str, answer: Remote) -> set[str]:
+    """The student's names: the answer's own data, or what the student's function returns."""
+    value = prediction(answer, expected="a set of tensor names", example=EXAMPLE, call=True)
+    if isinstance(value, dict):
+        keys = names_in(list(value), expected="a set of tensor names", example=EXAMPLE)
+        return {key for key in keys if _chosen(question, key, value[key])}
+    return set(names_in(value, expected="a set of tensor names", example=EXAMPLE))
 
 
 # For each question, why a tensor of each kind is or is not in the true set.
@@ -76,10 +93,10 @@ _WHY = {
         "stays where it was made.",
     },
     "trained": {
-        PARAMETER: "{name} is a trainable parameter: backward gives it a gradient and optimizer.step() "
-        "changes it (BatchNorm's weight and bias too).",
-        FROZEN: "{name} is a frozen parameter: requires_grad=False, so backward gives it no gradient "
-        "and the optimizer skips it.",
+        PARAMETER: "{name} is a parameter that requires grad: backward() gives it a gradient, so "
+        "optimizer.step() changes it (BatchNorm's weight and bias too).",
+        FROZEN: "{name} is a frozen parameter: requires_grad=False, so backward() leaves its .grad None, "
+        "and optimizer.step() skips a parameter without a gradient.",
         BUFFER: "{name} is a buffer: the optimizer only gets model.parameters(). BatchNorm's running "
         "statistics change in the forward pass in training mode, not in optimizer.step().",
         NON_PERSISTENT_BUFFER: "{name} is a buffer: the optimizer only gets model.parameters().",
@@ -100,21 +117,32 @@ _LEFT_OUT = {
 }
 
 
-def _compare(question: str, answer: object, truth: Callable[[], set[str]]) -> None:
-    guessed = _names(answer)
+def _compare(question: str, answer: Remote, truth: Callable[[], set[str]]) -> None:
+    guessed = _names(question, answer)
     expected = truth()
     kinds = _kinds()
     unknown = sorted(guessed - set(kinds))
     if unknown:
         name = unknown[0]
-        full = [real for real in kinds if real.endswith("." + name)]
-        hint = (
-            f"A tensor of a submodule is named with the submodule: "
-            f"{' or '.join(repr(real) for real in full)}, not {name!r}."
-            if full
-            else "Use the names listed in the lesson, e.g. 'norm.running_mean' or 'gain'."
+        real = near_miss(name, list(kinds))
+        full = [candidate for candidate in kinds if candidate.endswith("." + name)]
+        inside = next((candidate for candidate in kinds if name.endswith("." + candidate)), None)
+        if inside is not None:
+            hint = f"Names start inside the model: {inside!r}, not {name!r}."
+        elif real is not None:
+            hint = f"The name is {real!r}: names are exact strings, with no spaces, and case matters."
+        elif full:
+            hint = (
+                "A tensor of a submodule is named with the submodule: "
+                f"{' or '.join(repr(candidate) for candidate in full)}, not {name!r}."
+            )
+        else:
+            hint = "Use the names listed in the lesson, e.g. 'norm.running_mean' or 'gain'."
+        raise Fail(
+            "The model holds no tensor named {names}.",
+            hint,
+            names=", ".join(repr(name) for name in unknown),
         )
-        raise Fail(f"The model holds no tensor named {name!r}.", hint)
     extra = [name for name in kinds if name in guessed - expected]
     missing = [name for name in kinds if name in expected - guessed]
     wrong = len(extra) + len(missing)
@@ -122,39 +150,51 @@ def _compare(question: str, answer: object, truth: Callable[[], set[str]]) -> No
     if extra:
         name = extra[0]
         raise Fail(
-            f"Your set includes {name!r}, but {_INCLUDED[question]}.{more}",
-            _WHY[question][kinds[name]].format(name=name),
+            "Your set includes {name!r}, but {why}.{more}",
+            _WHY[question][kinds[name]],
+            name=name,
+            why=_INCLUDED[question],
+            more=more,
         )
     if missing:
         name = missing[0]
         raise Fail(
-            f"Your set leaves out {name!r}, but {_LEFT_OUT[question]}.{more}",
-            _WHY[question][kinds[name]].format(name=name),
+            "Your set leaves out {name!r}, but {why}.{more}",
+            _WHY[question][kinds[name]],
+            name=name,
+            why=_LEFT_OUT[question],
+            more=more,
         )
 
 
-@legacy_exercise(
+@exercise(
     "9.1",
     "Predict what `state_dict()` saves",
-    passed="Right: parameters (frozen too) and persistent buffers are saved; nothing else.",
+    passed="Right: state_dict() holds every parameter (frozen ones too) and every persistent buffer; not "
+    "the non-persistent buffer, the None buffer or the plain attribute.",
 )
-def predict_saved(answer: object) -> None:
+def predict_saved(answer: Remote) -> None:
     _compare("saved", answer, saved_names)
 
 
-@legacy_exercise(
+@exercise(
     "9.2",
     "Predict what `.to()` moves",
-    passed="Right: every parameter and every buffer moves, saved or not; plain attributes and None stay.",
+    passed="Right: .to() moves every parameter and every buffer, saved or not; the plain attribute stays "
+    "where it was made, and the None buffer holds no tensor to move.",
 )
-def predict_moved(answer: object) -> None:
+def predict_moved(answer: Remote) -> None:
     _compare("moved", answer, moved_names)
 
 
-@legacy_exercise(
+@exercise(
     "9.3",
     "Predict what `optimizer.step()` changes",
-    passed="Right: only parameters that require grad; buffers change in forward, if at all.",
+    passed="Right: in training_step, zero_grad() and backward() run before the step, so the parameters "
+    "that require grad are the ones holding a gradient, and optimizer.step() changes exactly those (the "
+    "step skips a parameter whose .grad is None; it does not look at the parameter's requires_grad). "
+    "Buffers are not in parameters(): BatchNorm's running statistics change in the forward pass, not in "
+    "the step.",
 )
-def predict_trained(answer: object) -> None:
+def predict_trained(answer: Remote) -> None:
     _compare("trained", answer, trained_names)
