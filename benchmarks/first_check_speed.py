@@ -8,7 +8,9 @@
    the lesson's import cell, waits PAUSE seconds (the student reading down to the exercise), runs
    the answer's exercise cell, and times the check cell inside the kernel; then times it again
    (warm). The same with the warm-up turned off (BUFLESSON_WARMUP=0) is the baseline, measured in
-   the same run. Goals: buflesson's imports add under 0.15 s, and a first check answers in under 0.2 s.
+   the same run. Goals: buflesson's imports add under 0.15 s, and a first check answers in under
+   0.2 s. On a shared machine, OMP_NUM_THREADS=1 keeps torch's thread pool from measuring the load
+   instead (the first line shows cores, load and threads).
 """
 
 from __future__ import annotations
@@ -145,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    threads = os.environ.get("OMP_NUM_THREADS", "torch's default")
+    # On a machine busier than its cores, torch's thread pool makes even tiny operations slow
+    # (a 6x6 tril: 25 ms with 2 threads at load 9, 2 us with OMP_NUM_THREADS=1): say what ran.
+    print(f"machine: {os.cpu_count()} cores{load}; intra-op threads: {threads}")
     torch_s, buflesson_s = time_imports(args.rounds)
     base, added = statistics.median(torch_s), statistics.median(buflesson_s)
     print(
