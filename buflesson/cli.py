@@ -17,11 +17,9 @@ from pathlib import Path
 
 def _answers(given: str | None) -> Path:
     """The answer notebooks: `--answers`, else ./notebooks/answers, else those of this checkout."""
-    if given:
-        return Path(given)
-    here = Path("notebooks", "answers")
-    checkout = Path(__file__).resolve().parent.parent / "notebooks" / "answers"
-    return here if here.is_dir() or not checkout.is_dir() else checkout
+    from buflesson.workspace import course_answers
+
+    return course_answers(given)
 
 
 def _notebooks(args: argparse.Namespace) -> int:
@@ -122,6 +120,11 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser of the `buflesson` command."""
     top = argparse.ArgumentParser(prog="buflesson", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
+
+    # Listed here for --help; `main` hands its arguments to buflesson.lab, which passes unknown ones on.
+    sub.add_parser(
+        "lab", add_help=False, help="students: open your own copy of the lessons in JupyterLab (any OS)"
+    )
 
     nbs = sub.add_parser(
         "notebooks",
@@ -239,6 +242,11 @@ def _stopped(args: argparse.Namespace, error: BaseException) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `buflesson` command."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lab"]:
+        from buflesson.lab import main as lab
+
+        return lab(argv[1:])
     args = parser().parse_args(argv)
     watch = threading.current_thread() is threading.main_thread()
     watch = watch and signal.getsignal(signal.SIGINT) is signal.default_int_handler
