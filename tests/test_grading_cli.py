@@ -161,7 +161,7 @@ EXPECTED = {
     "binary": ("invalid", "0", "0", "0", "not UTF-8"),
     "v3": ("graded", "1", "2", "1", ""),
     "loop": ("timeout", "0", "0", "1", "limit per cell"),
-    "stubborn": ("timeout", "0", "0", "0", "limit per notebook"),
+    "stubborn": ("timeout", "0", "0", "0", "did not stop"),
     "exits": ("crashed", "1", "2", "0", "exited with code 3"),
     "segfault": ("crashed", "1", "2", "0", "SIGSEGV"),
     "spam": ("graded", "1", "2", "1", ""),
@@ -171,9 +171,9 @@ EXPECTED = {
     "claims": ("graded", "0", "0", "0", ""),
     "cheat_check": ("graded", "0", "0", "0", ""),
     "cheat_registry": ("graded", "0", "0", "0", ""),
-    "cheat_torch": ("graded", "0", "0", "0", ""),
-    "cheat_channel": ("graded", "0", "0", "0", ""),
-    "cheat_json": ("graded", "0", "0", "0", ""),
+    "cheat_torch": ("crashed", "0", "0", "0", ""),  # its own process broke: nothing to report with
+    "cheat_channel": ("crashed", "0", "0", "0", "protocol"),
+    "cheat_json": ("crashed", "0", "0", "0", "protocol"),
 }
 
 
@@ -291,21 +291,3 @@ def test_shards_merged_equal_one_unsharded_run(tmp_path):
     assert sorted(p.name for p in (tmp_path / "merged" / "feedback").iterdir()) == sorted(
         p.name for p in (tmp_path / "whole" / "feedback").iterdir()
     )
-
-
-KILLS_GRADER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nanswer = 42"
-
-
-def test_a_notebook_that_kills_the_grader_is_marked_crashed_on_the_third_run(tmp_path):
-    """Each run loses only what was running; the journal blames the notebook after two deaths."""
-    put(tmp_path / "course", f"killer/{LESSON}.ipynb", with_exercise(answer_nb(), 5, KILLS_GRADER))
-    args = ["grade", "course", "--answers", str(ANSWERS), "--out", "out", "--jobs", "1", *LIMITS]
-    for _ in range(2):
-        assert grader(*args, cwd=tmp_path).returncode == -9  # SIGKILL, from the notebook
-    put(tmp_path / "course", f"right/{LESSON}.ipynb", answer_nb())
-    third = grader(*args, cwd=tmp_path)
-    assert third.returncode == 0, third.stderr
-    rows = {r["student"]: r for r in rows_of(tmp_path / "out")}
-    assert rows["killer"]["status"] == "crashed"
-    assert "killed twice" in rows["killer"]["error"]
-    assert (rows["right"]["status"], rows["right"]["score"]) == ("graded", "2")  # no hidden checks here

@@ -1,0 +1,9 @@
+"""The judge: the `buflesson grade` process. It holds the course (the reference of each lesson),
+the hidden checks and the output folder, runs every check and decides every verdict, and never
+executes a line a student wrote: student code runs in the children (`buflesson.grading.child`),
+which answer the judge's requests with plain data.
+
+`run` (what to grade, where results go), `scheduler` (workers, re-runs after a death), `journal`
+(which notebook killed a grader), `children` (the zygote and its children), `scratch` (folders),
+`conversation` (one notebook: cells and checks), `verdict` (points and the row's reason).
+"""
