@@ -13,6 +13,8 @@ import argparse
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+BYTES_PER_FILE = 16 * 2**10  # the disk limit also caps the number of files and folders: one per 16 KiB
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -68,7 +70,7 @@ class Limits:
         flag="--disk",
         unit="MB",
         minimum=1,
-        help="what a notebook may write in all: its folder, /tmp, /var/tmp and /dev/shm",
+        help="what a notebook may write in all (its folder, /tmp, /var/tmp, /dev/shm); one file per 16 KiB",
         phrase="disk limit",
         enforced="with namespaces, one private tmpfs of this size holds every place it can write (a write "
         "past it fails with 'No space left on device'); without, a file-size limit and the judge's watch "

@@ -9,6 +9,7 @@ a row (the points come from the checks the judge ran itself).
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Callable
 
 from buflesson.grading import channel as frames
@@ -33,6 +34,7 @@ def serve_notebook(shell, cell_timeout: float) -> Callable[[int], None]:
     """What the sandbox runs in the child: `run(channel_fd)`."""
 
     def run(channel_fd: int) -> None:
+        sys.path.insert(0, "")  # the student's own modules, in the notebook's folder
         channel = frames.Channel(socket.socket(fileno=channel_fd), frames.MAX_STEP)
         timer = CellTimer(cell_timeout)
         check = grader_check(channel, timer)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 
 from buflesson.grading.channel import EXIT_BROKEN, EXIT_CHANNEL, EXIT_SETUP, Closed
 from buflesson.grading.child import linux
+from buflesson.grading.limits import BYTES_PER_FILE
 
 AUTO, NAMESPACES, BASIC = "auto", "namespaces", "basic"
 LEVELS = (AUTO, NAMESPACES, BASIC)
@@ -151,7 +152,7 @@ def _wait_for(pid: int) -> int:
 def _kill_descendants() -> None:
     """SIGKILL every process left under this subreaper, until none is left."""
     while True:
-        children = _children(os.getpid())
+        children = children_of(os.getpid())
         for child in children:
             try:
                 os.kill(child, signal.SIGKILL)
@@ -169,14 +170,26 @@ def _kill_descendants() -> None:
                 return
 
 
-def _children(pid: int) -> list[int]:
+def children_of(pid: int) -> list[int]:
+    """The children of process `pid` (from /proc; by each process's parent where the kernel does
+    not list children)."""
     out: list[int] = []
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{task}/children") as handle:
                 out += [int(n) for n in handle.read().split()]
-    except OSError:
+        return out
+    except FileNotFoundError:
         pass
+    except OSError:
+        return out
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
     return out
 
 
@@ -254,11 +267,14 @@ def _build_root(sandbox: Sandbox, scratch: str, uid: int | None) -> None:
             _bind_readonly(f"/{name}", f"{root}/{name}")
     for folder in sandbox.binds:
         _bind_readonly(folder, root + folder)
-    if os.path.isdir("/sys"):  # devices and CPUs, read-only, without the mounts under it (cgroups)
-        _bind_readonly("/sys", f"{root}/sys", recursive=False)
+    if os.path.isdir("/sys"):  # devices and CPUs, read-only, without the mounts under it if it may
+        try:
+            _bind_readonly("/sys", f"{root}/sys", recursive=False)
+        except OSError:  # a user namespace may not hide what is mounted under /sys
+            _bind_readonly("/sys", f"{root}/sys")
     inside = root + INSIDE
     os.makedirs(inside)
-    inodes = max(4096, sandbox.disk_mb * 64)
+    inodes = max(64, sandbox.disk_mb * 2**20 // BYTES_PER_FILE)
     options = f"size={sandbox.disk_mb}m,nr_inodes={inodes},mode=755"
     linux.mount("tmpfs", inside, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, options)
     for name in ("work", "home", "tmp", "shm"):

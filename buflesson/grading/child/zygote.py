@@ -220,7 +220,7 @@ class Zygote:
             if job is not None:
                 self.send({"exited": job, "status": status})
         # Orphans of the basic level (a keeper killed before its leftovers) end up here: kill them.
-        for pid in sandbox._children(os.getpid()):
+        for pid in sandbox.children_of(os.getpid()):
             if pid not in self.keepers:
                 _kill(pid)
 

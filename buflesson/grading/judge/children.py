@@ -106,6 +106,7 @@ class Zygote:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                start_new_session=True,  # a Ctrl-C at the terminal is the judge's to handle
             )
         theirs.close()
         self.children: dict[int, Child] = {}

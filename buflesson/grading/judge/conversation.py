@@ -29,8 +29,9 @@ from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
 from buflesson.wire import Ref
 
 MAX_REFUSED = 20  # check requests a notebook may make that are refused before it is stopped
-EXIT_WAIT = 2.0  # seconds a child has to end once its channel closed, before "it closed its channel"
-MAX_TEXT = 300
+EXIT_WAIT = 5.0  # seconds a child has to end once its channel closed, before "it closed its channel"
+MAX_TEXT = 300  # a reason in the gradebook
+MAX_MESSAGE = 1000  # a check's message or hint
 
 
 class Stop(BaseException):
@@ -256,7 +257,7 @@ class Conversation:
             except Stop as stop:
                 self.unfinished(exercise_id, known.title, stop)
                 raise
-        self.outcome.checks[exercise_id] = result.to_dict()
+        self.outcome.checks[exercise_id] = _bounded(result)
         return result
 
     def legacy_check(self, exercise_id: str, title: str, deadline: float) -> CheckResult:
@@ -269,9 +270,8 @@ class Conversation:
         said = self.json(payload)
         status = said.get("status") if said.get("status") in (PASSED, FAILED, NOT_ATTEMPTED) else FAILED
         self.outcome.legacy.append(exercise_id)
-        return CheckResult(
-            exercise_id, title, status, short(said.get("message", ""), 600), short(said.get("hint", ""), 600)
-        )
+        message, hint = short(said.get("message", ""), MAX_MESSAGE), short(said.get("hint", ""), MAX_MESSAGE)
+        return CheckResult(exercise_id, title, status, message, hint)
 
     def hidden_check(self, item: HiddenCheck, visible: CheckResult, deadline: float) -> None:
         try:
@@ -279,12 +279,20 @@ class Conversation:
         except Stop as stop:
             self.unfinished(item.id, item.title, stop)
             raise
-        self.outcome.checks[item.id] = result.to_dict()
+        self.outcome.checks[item.id] = _bounded(result)
 
     def unfinished(self, column: str, title: str, stop: Stop) -> None:
         why = "ran out of time" if stop.status == TIMEOUT else "was stopped"
         message = f"The check could not finish: the notebook {why} during it."
         self.outcome.checks[column] = CheckResult(column, title, FAILED, message).to_dict()
+
+
+def _bounded(result: CheckResult) -> dict:
+    """A result as stored: its texts bounded (a message can quote what the notebook sent)."""
+    shown = result.to_dict()
+    for key in ("message", "hint"):
+        shown[key] = short(shown[key], MAX_MESSAGE)
+    return shown
 
 
 def _name(kind: bytes) -> str:

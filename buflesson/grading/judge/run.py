@@ -182,16 +182,21 @@ class Grader:
         self.settings: tuple = ()
 
     def configure(self, imports: list[str], sandbox: str, limits: Limits, secrets: list[Path]) -> None:
-        self.settings = (imports, sandbox, limits, [*secrets, self.scratch.path])
+        self.settings = (imports, sandbox, limits, secrets)
         try:
-            self.zygote.configure(*self.settings)
+            self.zygote.configure(imports, sandbox, limits, [*secrets, self.scratch.path])
         except ZygoteError as error:
             raise GradeError(str(error)) from None
 
     def restart(self) -> None:
+        """A fresh zygote after the last one died."""
         self.zygote.close()
         self.zygote = Zygote(self.scratch.path)
-        self.configure(*self.settings[:3], self.settings[3][:-1])
+        self.configure(*self.settings)
+
+    def abort(self) -> None:
+        """End every child now (the run is being stopped)."""
+        self.zygote.close()
 
     def close(self) -> None:
         self.zygote.close()
@@ -303,7 +308,17 @@ class GradingRun:
         workers = request.jobs or len(os.sched_getaffinity(0))
         stop = _stop_on_sigterm()
         try:
-            run_all(tasks, workers, self.run_one, self.done, self.blamed, self.grader.restart, self.journal)
+            grader = self.grader
+            run_all(
+                tasks,
+                workers,
+                self.run_one,
+                self.done,
+                self.blamed,
+                grader.restart,
+                grader.abort,
+                self.journal,
+            )
         finally:
             stop()
             self.grader.zygote.close()

@@ -36,11 +36,12 @@ def run_all(
     on_done: Callable[[Task, Outcome], None],
     on_blamed: Callable[[Task], None],
     restart: Callable[[], None],
+    abort: Callable[[], None],
     journal: Journal,
 ) -> None:
     """Run every task; `on_done` as each ends, `on_blamed` for one that killed the grader twice.
-    On any exception (SIGTERM made SystemExit, Ctrl-C) the caller's `finally` stops the children;
-    what was running is not blamed."""
+    On any exception (SIGTERM made SystemExit, Ctrl-C) `abort` ends every child at once; what was
+    running is not blamed."""
     queue = deque(sorted(tasks, key=lambda t: not t.alone))  # suspects first, one at a time
     slots = list(range(max(1, workers)))
     running: dict[Future, tuple[Task, int]] = {}
@@ -61,8 +62,8 @@ def run_all(
                     if outcome.grader_died:
                         died.append(task)
                     else:
+                        journal.end(task.key)  # first: whatever happens next, it is not to blame
                         on_done(task, outcome)
-                        journal.end(task.key)
                 if died:
                     died += _drain(running, slots, on_done, journal)
                     restart()
@@ -70,6 +71,7 @@ def run_all(
         except BaseException:
             for task, _slot in running.values():
                 journal.end(task.key)  # stopped from outside: not the notebook's doing
+            abort()  # the workers' children die, so the pool's threads end quickly
             raise
 
 
@@ -89,8 +91,8 @@ def _drain(running: dict, slots: list[int], on_done, journal: Journal) -> list[T
         if outcome.grader_died:
             died.append(task)
         else:
-            on_done(task, outcome)
             journal.end(task.key)
+            on_done(task, outcome)
     return died
 
 

@@ -8,7 +8,7 @@
 
 A run that was killed leaves its folder behind; the next run removes every run folder whose lock is
 free (its grader is gone). The copy of a student's folder skips notebooks, checkpoints and links,
-and stops at the disk limit.
+and stops at the disk limit (each file counting at least `BYTES_PER_FILE`, as the sandbox does).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from buflesson.grading.jobs import Job
+from buflesson.grading.limits import BYTES_PER_FILE
 
 PREFIX = "buflesson-grade-run-"
 
@@ -42,7 +43,7 @@ class ScratchRoot:
         folder = self.path / f"job-{self.count:04d}"
         for name in ("files", "home", "tmp", "root"):
             (folder / name).mkdir(parents=True)
-        budget = [disk_mb * 2**20 - len(job.notebook)]
+        budget = [disk_mb * 2**20 - max(len(job.notebook), BYTES_PER_FILE) - 4 * BYTES_PER_FILE]
         if job.folder is not None:
             _copy_folder(Path(job.folder), folder / "files", budget)
         (folder / "files" / job.notebook_name).write_bytes(job.notebook)
@@ -66,14 +67,15 @@ def _copy_folder(source: Path, target: Path, budget: list[int]) -> None:
         if name.startswith(".ipynb_checkpoints") or name.endswith(".ipynb") or entry.is_symlink():
             continue
         try:
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False) and budget[0] >= BYTES_PER_FILE:
                 (target / name).mkdir()
+                budget[0] -= BYTES_PER_FILE
                 _copy_folder(Path(entry.path), target / name, budget)
             elif entry.is_file(follow_symlinks=False):
-                size = entry.stat(follow_symlinks=False).st_size
-                if size <= budget[0]:
+                cost = max(entry.stat(follow_symlinks=False).st_size, BYTES_PER_FILE)
+                if cost <= budget[0]:
                     shutil.copyfile(entry.path, target / name)
-                    budget[0] -= size
+                    budget[0] -= cost
         except OSError:
             continue
 
