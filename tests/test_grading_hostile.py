@@ -222,14 +222,21 @@ for o in gc.get_objects():
 SECRETS_MEMORY = (
     """
 import hashlib, os, re, sys
-pattern = re.compile(rb"buflesson-secret-" + rb"[0-9a-f]{16}")
+# What the judge holds, written so that this cell's own text does not contain it: the output
+# folder's secret name (known here only by its digest), the hidden checks' code, the answer's code.
+pattern = re.compile(rb"buflesson-secret-[0-9a-f]{16}")
 wanted = "{digest}"
+held = [
+    re.compile(rb"HIDDEN-SECRET-[C]ODE"),
+    re.compile(rb'register_buffer[(]"factor", torch[.]tensor[(]2[.]0[)][)]'),
+]
 found = []
 
 def look(data):
     for match in pattern.findall(data):
         if hashlib.sha256(match).hexdigest() == wanted:
             found.append(match)
+    found.extend(p.pattern for p in held if p.search(data))
 
 look(" ".join(sys.argv).encode())
 look(repr(dict(os.environ)).encode())
@@ -484,6 +491,11 @@ def test_nothing_a_notebook_did_reached_the_output_or_outlived_it(attacked):
     assert "987.654" not in ps
     assert not Path("/dev/shm/buflesson-shm-test").exists()
     assert [p.name for p in (root / "tmp").iterdir()] == []  # scratch folders removed
+    before = (out / "gradebook.csv").read_text()
+    args = ["grade", "course", "--answers", str(ANSWERS), "--hidden", str(HIDDEN), "--out", str(out)]
+    again = grader(*args, *LIMITS, cwd=root, tmp=root / "tmp")  # a resume: every result kept as stored
+    assert again.returncode == 0, again.stderr
+    assert (out / "gradebook.csv").read_text() == before and points(row_of(out, "right")) == ("1", "2", "1")
 
 
 def test_feedback_never_shows_hidden_code_or_a_traceback(attacked):

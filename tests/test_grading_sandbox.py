@@ -165,6 +165,7 @@ def test_the_zygote_learns_nothing_of_the_course_or_the_output(tmp_path, monkeyp
     } | {
         "MPLBACKEND",
         "MPLCONFIGDIR",
+        "PYTORCH_NVML_BASED_CUDA_CHECK",
     }
 
 

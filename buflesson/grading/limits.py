@@ -63,7 +63,8 @@ class Limits:
         minimum=64,
         help="memory (address space) each process of a notebook may add to what it starts with",
         phrase="memory limit",
-        enforced="RLIMIT_AS on each process: an allocation past it fails with MemoryError",
+        enforced="RLIMIT_AS on each process: an allocation past it fails (MemoryError, or torch's "
+        "out-of-memory error); files it writes to /tmp or /dev/shm count against `--disk` instead",
     )
     disk: int = limit(
         512,

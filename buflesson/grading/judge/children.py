@@ -1,5 +1,5 @@
 """The judge's handle on the zygote: start it, ask it for one child per notebook, learn how each
-child ended, kill one.
+child ended, kill one. `Grader` is the child side of one run: its scratch folder and its zygote.
 
 The zygote (`buflesson.grading.child.zygote`) is started with `python -I`, a scrubbed environment,
 the number of its control socket as its only argument and the run's scratch folder as its working
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from buflesson.grading.channel import MAX_REPLY, Channel
+from buflesson.grading.judge.scratch import ScratchRoot
 from buflesson.grading.limits import Limits
 
 START_TIMEOUT = 300.0  # seconds for the zygote's imports and warm-up
@@ -83,6 +84,7 @@ def zygote_environment(scratch_root: Path) -> dict[str, str]:
         HOME=str(scratch_root),
         TMPDIR=str(scratch_root),
         MPLBACKEND="Agg",
+        PYTORCH_NVML_BASED_CUDA_CHECK="1",  # asking whether CUDA is there must not start it before a fork
         MPLCONFIGDIR=str(cache if cache.is_dir() else scratch_root / "matplotlib"),
     )
     return kept
@@ -248,3 +250,32 @@ def hidden_inside(binds: list[Path], secrets: list[Path]) -> list[str]:
         if any(real == bind or bind in real.parents for bind in binds):
             masks.append(str(real))
     return masks
+
+
+class Grader:
+    """The child side of this run: its scratch folder and its zygote (restarted if it dies).
+
+    The zygote starts importing as soon as this is made; `configure` waits until it is ready."""
+
+    def __init__(self) -> None:
+        self.scratch = ScratchRoot()
+        self.zygote = Zygote(self.scratch.path)
+        self.settings: tuple = ()
+
+    def configure(self, imports: list[str], sandbox: str, limits: Limits, secrets: list[Path]) -> None:
+        self.settings = (imports, sandbox, limits, secrets)
+        self.zygote.configure(imports, sandbox, limits, [*secrets, self.scratch.path])
+
+    def restart(self) -> None:
+        """A fresh zygote after the last one died."""
+        self.zygote.close()
+        self.zygote = Zygote(self.scratch.path)
+        self.configure(*self.settings)
+
+    def abort(self) -> None:
+        """End every child now (the run is being stopped)."""
+        self.zygote.close()
+
+    def close(self) -> None:
+        self.zygote.close()
+        self.scratch.close()

@@ -15,135 +15,28 @@ import hashlib
 import os
 import signal
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from buflesson.grading.course import Lesson, load_course, plan
-from buflesson.grading.feedback import write_feedback
-from buflesson.grading.gradebook import INVALID, NotebookResult, ResultStore, write_gradebook
-from buflesson.grading.hidden import HiddenCheck, load_hidden
+from buflesson.checks import exercises
+from buflesson.grading.course import Lesson, plan
+from buflesson.grading.gradebook import INVALID, NotebookResult, ResultStore
 from buflesson.grading.jobs import CRASHED, Job, Outcome
-from buflesson.grading.judge.children import Zygote, ZygoteError
+from buflesson.grading.judge.children import Grader, ZygoteError
 from buflesson.grading.judge.conversation import grade_notebook
 from buflesson.grading.judge.journal import DEATHS_TO_BLAME, Journal
+from buflesson.grading.judge.outputs import GRADEBOOK_EVERY, Outputs
 from buflesson.grading.judge.scheduler import Task, run_all
-from buflesson.grading.judge.scratch import ScratchRoot
-from buflesson.grading.judge.verdict import KEEP, Scheme, crashed_before, unrun, verdict
+from buflesson.grading.judge.setup import Course, GradeError, Shard, load, settings_digest, writable
+from buflesson.grading.judge.verdict import KEEP, crashed_before, unrun, verdict
 from buflesson.grading.limits import Limits
 from buflesson.grading.submissions import InvalidNotebook, Submission, find, read_notebook, shard_of
 
-GRADEBOOK_EVERY = 1.0  # seconds: gradebook.csv is rewritten at most this often, and at the end
+__all__ = ["GRADEBOOK_EVERY", "GradeError", "Shard", "grade", "writable"]
+
 KILLED_TWICE = "the grader itself was killed twice while this notebook ran alone"
-
-
-class GradeError(Exception):
-    """Misuse: nothing to grade, an unwritable output folder, a bad hidden-checks file."""
-
-
-@dataclass(frozen=True)
-class Shard:
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        try:
-            index, count = (int(part) for part in text.split("/"))
-        except ValueError:
-            raise GradeError(f"--shard takes I/N (0 <= I < N), got {text!r}") from None
-        if not 0 <= index < count:
-            raise GradeError(f"--shard {text}: I must be 0..{count - 1}")
-        return cls(index, count)
-
-
-@dataclass(frozen=True)
-class Course:
-    """What the judge grades against: the lessons' references, the hidden checks, the points."""
-
-    lessons: dict[str, Lesson]
-    hidden: dict[str, list[HiddenCheck]]
-    scheme: Scheme
-
-    @property
-    def columns(self) -> list[str]:
-        return [c[0] for lesson in self.lessons.values() for c in self.scheme.columns(lesson)]
-
-
-def load(answers: Path, hidden: Path | None, points: dict[str, float], tampered_policy: str) -> Course:
-    """The course, or `GradeError` saying what is wrong with it."""
-    try:
-        lessons = load_course(answers)
-    except FileNotFoundError as error:
-        raise GradeError(str(error)) from None
-    try:
-        hidden_checks = load_hidden(hidden) if hidden else []
-    except Exception as error:
-        raise GradeError(f"--hidden {hidden}: {type(error).__name__}: {error}") from None
-    known = {e for lesson in lessons.values() for e in lesson.exercises}
-    unknown = sorted({h.exercise for h in hidden_checks} - known)
-    if unknown:
-        raise GradeError(f"hidden checks name exercises no lesson checks: {', '.join(unknown)}")
-    by_exercise: dict[str, list[HiddenCheck]] = {}
-    for item in hidden_checks:
-        by_exercise.setdefault(item.exercise, []).append(item)
-    return Course(lessons, by_exercise, Scheme(dict(points), by_exercise, tampered_policy))
-
-
-def settings_digest(answers: Path, hidden: Path | None, limits: Limits, scheme: Scheme) -> str:
-    """What a stored result depends on besides the submission: the course, limits and points."""
-    digest = hashlib.sha256()
-    for path in sorted(answers.glob("*.ipynb")) + ([hidden] if hidden else []):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    digest.update(repr((limits, sorted(scheme.points.items()), scheme.tampered_policy)).encode())
-    return digest.hexdigest()
-
-
-def writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise GradeError(f"cannot write to {out}: {error.strerror or error}") from None
-
-
-class Outputs:
-    """The output folder: one stored result per notebook at once, each student's feedback, and
-    gradebook.csv rewritten from all results at most every `GRADEBOOK_EVERY` seconds and at the end."""
-
-    def __init__(self, out: Path, store: ResultStore, columns: list[str]) -> None:
-        self.out, self.store, self.columns = out, store, columns
-        self.results: dict[str, NotebookResult] = {}
-        self.written = 0.0
-
-    def keep(self, result: NotebookResult) -> None:
-        """A result that is known already (stored earlier, or not runnable)."""
-        self.results[result.file] = result
-
-    def add(self, result: NotebookResult) -> None:
-        """A result graded now: stored, then its student's feedback, then (perhaps) the CSV."""
-        self.store.put(result)
-        self.results[result.file] = result
-        self.feedback(result.student)
-        if time.monotonic() - self.written >= GRADEBOOK_EVERY:
-            self.gradebook()
-
-    def feedback(self, student: str) -> None:
-        mine = [r for r in self.results.values() if r.student == student]
-        write_feedback(self.out / "feedback", student, mine)
-
-    def gradebook(self) -> None:
-        write_gradebook(self.out / "gradebook.csv", list(self.results.values()), self.columns)
-        self.written = time.monotonic()
-
-    def everything(self) -> None:
-        self.gradebook()
-        for student in sorted({r.student for r in self.results.values()}):
-            self.feedback(student)
 
 
 def _stop_on_sigterm() -> Callable[[], None]:
@@ -169,38 +62,6 @@ def read_job(sub: Submission, lesson: Lesson) -> Job:
         raise InvalidNotebook("the file changed during grading; grade it again")
     notebook = read_notebook(data)
     return Job(sub.file, sub.sha256, sub.lesson, plan(lesson, notebook), sub.path.name, data, sub.folder)
-
-
-class Grader:
-    """The child side of this run: its scratch folder and its zygote (restarted if it dies).
-
-    The zygote starts importing as soon as this is made; `configure` waits until it is ready."""
-
-    def __init__(self) -> None:
-        self.scratch = ScratchRoot()
-        self.zygote = Zygote(self.scratch.path)
-        self.settings: tuple = ()
-
-    def configure(self, imports: list[str], sandbox: str, limits: Limits, secrets: list[Path]) -> None:
-        self.settings = (imports, sandbox, limits, secrets)
-        try:
-            self.zygote.configure(imports, sandbox, limits, [*secrets, self.scratch.path])
-        except ZygoteError as error:
-            raise GradeError(str(error)) from None
-
-    def restart(self) -> None:
-        """A fresh zygote after the last one died."""
-        self.zygote.close()
-        self.zygote = Zygote(self.scratch.path)
-        self.configure(*self.settings)
-
-    def abort(self) -> None:
-        """End every child now (the run is being stopped)."""
-        self.zygote.close()
-
-    def close(self) -> None:
-        self.zygote.close()
-        self.scratch.close()
 
 
 @dataclass(frozen=True)
@@ -257,6 +118,8 @@ def grade(
     grader = Grader()  # the zygote imports torch while the judge reads the course
     try:
         return GradingRun(request, grader, on_result, on_sandbox).run()
+    except ZygoteError as error:
+        raise GradeError(str(error)) from None
     finally:
         grader.close()
 
@@ -305,6 +168,7 @@ class GradingRun:
         self.journal.begin_run()
         self.grader.configure(list(dict.fromkeys(imports)), request.sandbox, request.limits, request.secrets)
         self.on_sandbox(self.grader.zygote.describe)
+        exercises()  # every lesson's checks registered before the workers' threads use them
         workers = request.jobs or len(os.sched_getaffinity(0))
         stop = _stop_on_sigterm()
         try:
