@@ -21,8 +21,8 @@ from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED
 KEEP, ZERO = "keep", "zero"
 TEXT_KEYS = ("title", "status", "message", "hint")
 LEGACY_NOTE = (
-    "Exercise {ids}: checked by a check not yet ported to the grader's judge; it ran beside the notebook, "
-    "so the notebook could have changed its result."
+    "{which} checked by a check not yet ported to the grader's judge: it ran beside the notebook, so the "
+    "notebook could have changed its result."
 )
 
 
@@ -129,7 +129,9 @@ def verdict(
 
     notes = list(outcome.tampered) + outcome.cell_errors + outcome.notes
     if outcome.legacy:
-        notes.append(LEGACY_NOTE.format(ids=", ".join(outcome.legacy)))
+        ids = outcome.legacy
+        which = f"Exercise {ids[0]} was" if len(ids) == 1 else f"Exercises {', '.join(ids)} were each"
+        notes.append(LEGACY_NOTE.format(which=which))
     if outcome.cell_timeouts:
         notes.insert(0, f"{', '.join(outcome.cell_timeouts)} ran past {limits.say('cell_timeout')}")
 
