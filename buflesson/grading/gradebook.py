@@ -140,25 +140,5 @@ class ResultStore:
         write_atomic(path, json.dumps(asdict(result), ensure_ascii=False, indent=1))
 
     def clear(self) -> None:
-        for path in [*self.folder.glob("*.json"), self.journal]:
+        for path in self.folder.glob("*.json"):
             path.unlink(missing_ok=True)
-
-    # A journal of runs started and cancelled: a notebook that was running, twice, when the grader
-    # died without a chance to clean up (SIGKILL, a notebook killing its grader) is not run again.
-    @property
-    def journal(self) -> Path:
-        return self.folder / "started.log"
-
-    def note(self, event: str, file: str, sha256: str) -> None:
-        with open(self.journal, "a", encoding="utf-8") as handle:
-            handle.write(f"{event} {self.key(file, sha256)}\n")
-
-    def deaths(self, file: str, sha256: str) -> int:
-        """How often the grader died while running this notebook."""
-        try:
-            lines = self.journal.read_text(encoding="utf-8").split()
-        except OSError:
-            return 0
-        key = self.key(file, sha256)
-        events = [lines[i] for i in range(0, len(lines) - 1, 2) if lines[i + 1] == key]
-        return events.count("start") - events.count("end")
