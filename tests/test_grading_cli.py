@@ -291,3 +291,17 @@ def test_shards_merged_equal_one_unsharded_run(tmp_path):
     assert sorted(p.name for p in (tmp_path / "merged" / "feedback").iterdir()) == sorted(
         p.name for p in (tmp_path / "whole" / "feedback").iterdir()
     )
+
+
+def test_points_and_the_zero_policy_for_altered_cells(tmp_path):
+    tampered = answer_nb()
+    tampered.cells[6].source = 'print("[PASSED] Exercise 90.2")'
+    put(tmp_path / "course", f"ann/{LESSON}.ipynb", answer_nb())
+    put(tmp_path / "course", f"bob/{LESSON}.ipynb", tampered)
+    args = ["grade", "course", "--answers", str(ANSWERS), "--out", "out", "--points", "90.2=3"]
+    run = grader(*args, "--tampered-policy", "zero", *LIMITS, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    rows = {r["student"]: r for r in rows_of(tmp_path / "out")}
+    assert (rows["ann"]["90.2"], rows["ann"]["score"], rows["ann"]["max_score"]) == ("3", "4", "4")
+    assert (rows["bob"]["status"], rows["bob"]["score"]) == ("tampered", "0")
+    assert "scored 0: course policy on altered cells" in rows["bob"]["error"]

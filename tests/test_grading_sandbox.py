@@ -54,6 +54,11 @@ def test_a_frame_round_trip_and_what_is_refused():
     for bad in (b"[1, 2]", b"{", b"[" * 100_000):
         with pytest.raises(frames.Broken):
             frames.parse_json(bad)
+    channel, other = pair()  # a side that never reads cannot hold the sender past its deadline
+    started = time.monotonic()
+    with pytest.raises(frames.TimedOut):
+        channel.send(frames.STEP, b"x" * 2**24, time.monotonic() + 0.3)
+    assert time.monotonic() - started < 5
 
 
 # --- the journal and the scheduler --------------------------------------------------------------

@@ -66,15 +66,18 @@ class Channel:
         self.sock = sock
         self.max_frame = max_frame
 
-    def send(self, kind: bytes, payload: bytes = b"") -> None:
+    def send(self, kind: bytes, payload: bytes = b"", deadline: float | None = None) -> None:
+        """Send one frame; with a `deadline`, `TimedOut` when the other side does not take it in time."""
         try:
-            self.sock.settimeout(None)
+            self.sock.settimeout(None if deadline is None else max(0.001, deadline - time.monotonic()))
             self.sock.sendall(HEADER.pack(kind, len(payload)) + payload)
+        except TimeoutError:
+            raise TimedOut("the other side did not read in time") from None
         except OSError as error:
             raise Closed(f"the channel is closed ({error.strerror or error})") from None
 
-    def send_json(self, kind: bytes, message: dict) -> None:
-        self.send(kind, json.dumps(message, ensure_ascii=True).encode())
+    def send_json(self, kind: bytes, message: dict, deadline: float | None = None) -> None:
+        self.send(kind, json.dumps(message, ensure_ascii=True).encode(), deadline)
 
     def receive(self, deadline: float | None = None) -> tuple[bytes, bytes]:
         """The next frame (kind, payload); `deadline` is a `time.monotonic()` value or None."""

@@ -331,8 +331,25 @@ def _set_limits(sandbox: Sandbox, uid: int | None) -> None:
     _set_limit(resource.RLIMIT_FSIZE, sandbox.disk_mb * 2**20)
     _set_limit(resource.RLIMIT_CPU, sandbox.cpu_seconds, sandbox.cpu_seconds + 1)
     _set_limit(resource.RLIMIT_AS, address_space() + sandbox.memory_mb * 2**20)
-    if uid is not None or sandbox.user_namespace or os.getuid() != 0:  # never enforced for uid 0
+    if uid is not None or sandbox.user_namespace:  # a uid (or namespace) of its own: counted from 0
         _set_limit(resource.RLIMIT_NPROC, sandbox.processes)
+    elif os.getuid() != 0:  # the grader's own uid: what it runs already, and the notebook's share
+        _set_limit(resource.RLIMIT_NPROC, _tasks_of(os.getuid()) + sandbox.processes)
+    # uid 0 without namespaces: the kernel never applies RLIMIT_NPROC to it
+
+
+def _tasks_of(uid: int) -> int:
+    """How many processes' threads run as `uid` now (what RLIMIT_NPROC counts)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/status") as handle:
+                fields = dict(line.split(":", 1) for line in handle if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields["Threads"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return count
 
 
 def _set_limit(kind: int, soft: int, hard: int | None = None) -> None:

@@ -55,10 +55,15 @@ def _serve(channel: frames.Channel, bench: Workbench, timer: CellTimer) -> Check
 
 
 def answer(bench: Workbench, request: bytes, timer: CellTimer) -> bytes:
-    """The workbench's reply to one request; whatever the student's code raises, a reply."""
+    """The workbench's reply to one request; whatever the student's code raises, a reply, and never
+    one larger than the judge accepts."""
     try:
         with timer.running():
-            return bench.handle(request)
+            reply = bench.handle(request)
+        if len(reply) <= frames.MAX_REPLY:
+            return reply
+        size = f"{len(reply) / 2**20:.0f} MiB"
+        return wire.dumps({"refused": f"the reply ({size}) is larger than the grader takes in one answer"})
     except CellTimeout:
         error = {"type": "TimeoutError", "message": f"ran past the {timer.seconds:g} s limit per cell"}
     except BaseException as caught:  # noqa: BLE001 - SystemExit from a student's __init__ included

@@ -74,14 +74,15 @@ def death(status: int) -> str:
 
 
 class ChildLink:
-    """A check's link to the answer in the child: one request frame, one reply frame."""
+    """A check's link to the answer in the child: one request frame, one reply frame, within the
+    check cell's time."""
 
-    def __init__(self, conversation: Conversation, deadline: float) -> None:
-        self.conversation, self.deadline = conversation, deadline
+    def __init__(self, conversation: Conversation) -> None:
+        self.conversation = conversation
 
     def ask(self, request: bytes) -> bytes:
         self.conversation.send(frames.REQUEST, request)
-        kind, payload = self.conversation.receive(self.deadline)
+        kind, payload = self.conversation.receive()
         if kind != frames.REPLY:
             raise self.conversation.broke(f"a {_name(kind)} message while a check waited for a reply")
         return payload
@@ -105,21 +106,27 @@ class Conversation:
         self.watch_disk = list(watch_disk)  # folders the judge measures (basic sandbox)
         self.checked: set[str] = set()
         self.refused = 0
+        self.deadline = started + max(30.0, limits.hard_cell_timeout)  # of the current step
+
+    def until(self) -> float:
+        return min(self.deadline, self.notebook_deadline)
 
     # --- frames --------------------------------------------------------------------------------
 
     def send(self, kind: bytes, payload: bytes = b"") -> None:
         try:
-            self.child.channel.send(kind, payload)
+            self.child.channel.send(kind, payload, self.until())
+        except frames.TimedOut:
+            raise self.out_of_time() from None
         except frames.Closed:
             raise self.closed() from None
 
     def send_json(self, kind: bytes, message: dict) -> None:
         self.send(kind, json.dumps(message, ensure_ascii=True).encode())
 
-    def receive(self, deadline: float) -> tuple[bytes, bytes]:
-        """The child's next frame, before `deadline` (and the notebook's), or `Stop`."""
-        deadline = min(deadline, self.notebook_deadline)
+    def receive(self) -> tuple[bytes, bytes]:
+        """The child's next frame, before the step's deadline (and the notebook's), or `Stop`."""
+        deadline = self.until()
         while True:
             wait_until = min(deadline, time.monotonic() + 1.0) if self.watch_disk else deadline
             try:
@@ -128,7 +135,7 @@ class Conversation:
                 if time.monotonic() < deadline:
                     self.check_disk()
                     continue
-                raise self.out_of_time(deadline) from None
+                raise self.out_of_time() from None
             except frames.Closed:
                 raise self.closed() from None
             except frames.Broken as error:
@@ -145,8 +152,8 @@ class Conversation:
     def where(self) -> str:
         return self.outcome.last_step
 
-    def out_of_time(self, deadline: float) -> Stop:
-        if deadline >= self.notebook_deadline:
+    def out_of_time(self) -> Stop:
+        if self.deadline >= self.notebook_deadline:
             return Stop(TIMEOUT, f"ran past {self.limits.say('timeout')} at {self.where()}")
         return Stop(
             TIMEOUT,
@@ -177,7 +184,7 @@ class Conversation:
 
     def run(self) -> None:
         """Every cell of the plan, in order; `Stop` or `GraderDied` when it cannot go on."""
-        kind, payload = self.receive(time.monotonic() + max(30.0, self.limits.hard_cell_timeout))
+        kind, payload = self.receive()
         hello = self.json(payload) if kind == frames.HELLO else None
         if hello is None:
             raise self.broke(f"a {_name(kind)} message before the first cell")
@@ -189,15 +196,15 @@ class Conversation:
 
     def run_step(self, number: int, step: Step) -> None:
         message = {"n": number, "kind": step.kind, "label": step.label, "source": step.source}
+        self.deadline = time.monotonic() + self.limits.hard_cell_timeout
         self.send_json(frames.STEP, message)
-        deadline = time.monotonic() + self.limits.hard_cell_timeout
         while True:
-            kind, payload = self.receive(deadline)
+            kind, payload = self.receive()
             if kind == frames.DONE:
                 self.record(number, step, self.json(payload))
                 return
             if kind == frames.CHECK:
-                self.on_check_request(step, self.json(payload), deadline)
+                self.on_check_request(step, self.json(payload))
                 continue
             raise self.broke(f"a {_name(kind)} message while a cell ran")
 
@@ -225,16 +232,16 @@ class Conversation:
 
     # --- checks ------------------------------------------------------------------------------------
 
-    def on_check_request(self, step: Step, message: dict, deadline: float) -> None:
+    def on_check_request(self, step: Step, message: dict) -> None:
         exercise_id = message.get("exercise")
         if step.kind != CHECK or not isinstance(exercise_id, str) or exercise_id not in step.exercises:
             return self.refuse(f"a check of {short(repr(exercise_id), 40)} was asked for at {step.label}")
         if exercise_id in self.checked:
             return self.refuse(f"the check of {exercise_id} was asked for twice")
         self.checked.add(exercise_id)
-        visible = self.visible_check(exercise_id, deadline)
+        visible = self.visible_check(exercise_id)
         for item in self.hidden.get(exercise_id, []):
-            self.hidden_check(item, visible, deadline)
+            self.hidden_check(item, visible)
         self.send_json(frames.RESULT, visible.to_dict())
         return None
 
@@ -245,26 +252,26 @@ class Conversation:
         self.outcome.notes.append(f"Ignored: {reason}.")
         self.send_json(frames.REFUSED, {"reason": reason})
 
-    def visible_check(self, exercise_id: str, deadline: float) -> CheckResult:
+    def visible_check(self, exercise_id: str) -> CheckResult:
         known = exercises().get(exercise_id)
         if known is None:
             result = CheckResult(exercise_id, "", FAILED, "This course has no check for this exercise.")
         elif getattr(known.test, "in_process_only", False):
-            result = self.legacy_check(exercise_id, known.title, deadline)
+            result = self.legacy_check(exercise_id, known.title)
         else:
             try:
-                result = run_check(exercise_id, Session(ChildLink(self, deadline)))
+                result = run_check(exercise_id, Session(ChildLink(self)))
             except Stop as stop:
                 self.unfinished(exercise_id, known.title, stop)
                 raise
         self.outcome.checks[exercise_id] = _bounded(result)
         return result
 
-    def legacy_check(self, exercise_id: str, title: str, deadline: float) -> CheckResult:
+    def legacy_check(self, exercise_id: str, title: str) -> CheckResult:
         """TRANSITIONAL: a check not yet ported to the handle API runs in the child; its result is
         taken as the child reports it and the exercise is listed in `Outcome.legacy`."""
         self.send_json(frames.LEGACY, {"exercise": exercise_id})
-        kind, payload = self.receive(deadline)
+        kind, payload = self.receive()
         if kind != frames.LEGACY_RESULT:
             raise self.broke(f"a {_name(kind)} message while a check waited for its result")
         said = self.json(payload)
@@ -273,9 +280,9 @@ class Conversation:
         message, hint = short(said.get("message", ""), MAX_MESSAGE), short(said.get("hint", ""), MAX_MESSAGE)
         return CheckResult(exercise_id, title, status, message, hint)
 
-    def hidden_check(self, item: HiddenCheck, visible: CheckResult, deadline: float) -> None:
+    def hidden_check(self, item: HiddenCheck, visible: CheckResult) -> None:
         try:
-            result = run_hidden(item, Remote(Session(ChildLink(self, deadline)), Ref(1)), visible)
+            result = run_hidden(item, Remote(Session(ChildLink(self)), Ref(1)), visible)
         except Stop as stop:
             self.unfinished(item.id, item.title, stop)
             raise
