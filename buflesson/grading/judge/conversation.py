@@ -107,6 +107,7 @@ class Conversation:
         self.checked: set[str] = set()
         self.refused = 0
         self.deadline = started + max(30.0, limits.hard_cell_timeout)  # of the current step
+        self.next_disk_check = 0.0
 
     def until(self) -> float:
         return min(self.deadline, self.notebook_deadline)
@@ -128,12 +129,13 @@ class Conversation:
         """The child's next frame, before the step's deadline (and the notebook's), or `Stop`."""
         deadline = self.until()
         while True:
-            wait_until = min(deadline, time.monotonic() + 1.0) if self.watch_disk else deadline
+            if self.watch_disk and time.monotonic() >= self.next_disk_check:
+                self.check_disk()
+            wait_until = min(deadline, self.next_disk_check) if self.watch_disk else deadline
             try:
                 return self.child.channel.receive(wait_until)
             except frames.TimedOut:
                 if time.monotonic() < deadline:
-                    self.check_disk()
                     continue
                 raise self.out_of_time() from None
             except frames.Closed:
@@ -153,6 +155,8 @@ class Conversation:
         return self.outcome.last_step
 
     def out_of_time(self) -> Stop:
+        if self.outcome.last_step == Outcome.last_step:  # still waiting for its hello
+            return Stop(TIMEOUT, "the notebook's process did not start in time")
         if self.deadline >= self.notebook_deadline:
             return Stop(TIMEOUT, f"ran past {self.limits.say('timeout')} at {self.where()}")
         return Stop(
@@ -176,6 +180,9 @@ class Conversation:
         return Stop(CRASHED, f"the notebook broke the grading protocol at {self.where()}: {short(what, 120)}")
 
     def check_disk(self) -> None:
+        """Stop a notebook whose folders hold more than the disk limit (basic sandbox; looked at
+        once a second)."""
+        self.next_disk_check = time.monotonic() + 1.0
         used = sum(_size(folder) for folder in self.watch_disk)
         if used > self.limits.disk * 2**20:
             raise Stop(CRASHED, f"the notebook wrote more than {self.limits.say('disk')} by {self.where()}")

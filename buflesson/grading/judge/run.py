@@ -167,7 +167,9 @@ class GradingRun:
         imports = [name for lesson in lessons for name in self.course.lessons[lesson].imports]
         self.journal.begin_run()
         self.grader.configure(list(dict.fromkeys(imports)), request.sandbox, request.limits, request.secrets)
-        self.on_sandbox(self.grader.zygote.describe)
+        zygote = self.grader.zygote
+        fell_back = zygote.level == "basic" and zygote.why != "asked for"
+        self.on_sandbox(f"{zygote.describe}; {zygote.why}" if fell_back else zygote.describe)
         exercises()  # every lesson's checks registered before the workers' threads use them
         workers = request.jobs or len(os.sched_getaffinity(0))
         stop = _stop_on_sigterm()
