@@ -78,7 +78,8 @@ def _points(text: str) -> tuple[str, float]:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from buflesson.grading import GradeError, Limits, Shard, grade, summary
+    from buflesson.grading import GradeError, Shard, grade, summary
+    from buflesson.grading.limits import from_options
 
     fresh: list = []
     try:
@@ -87,13 +88,15 @@ def _grade(args: argparse.Namespace) -> int:
             Path(args.out),
             answers=_answers(args.answers),
             jobs=args.jobs,
-            limits=Limits(args.cell_timeout, args.timeout, args.memory),
+            limits=from_options(args),
             hidden=Path(args.hidden) if args.hidden else None,
             points=dict(args.points),
             tampered_policy=args.tampered_policy,
             shard=Shard.parse(args.shard) if args.shard else None,
             force=args.force,
             on_result=fresh.append,
+            sandbox=args.sandbox,
+            on_sandbox=lambda text: print(f"sandbox: {text}", flush=True),
         )
     except GradeError as error:
         _say(f"buflesson grade: {error}")
@@ -118,6 +121,8 @@ ANSWERS_HELP = "folder of answer notebooks (default: notebooks/answers here, els
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the `buflesson` command."""
+    from buflesson.grading.limits import add_options as add_limit_options
+
     top = argparse.ArgumentParser(prog="buflesson", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
 
@@ -154,9 +159,15 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("--out", required=True, metavar="OUT_DIR", help="gradebook.csv, feedback/, results/")
     gr.add_argument("--answers", help=ANSWERS_HELP)
     gr.add_argument("--jobs", type=int, default=None, help="notebooks at a time (default: the cores)")
-    gr.add_argument("--timeout", type=float, default=300, help="seconds per notebook (default 300)")
-    gr.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell (default 60)")
-    gr.add_argument("--memory", type=int, default=2048, help="MB each notebook may allocate (default 2048)")
+    add_limit_options(gr)
+    gr.add_argument(
+        "--sandbox",
+        choices=["auto", "namespaces", "basic"],
+        default="auto",
+        help="how notebooks are confined: namespaces (a private filesystem without the course, no "
+        "network, own processes; needs root or user namespaces), basic (own session and limits only), "
+        "or auto: the best that works here (default)",
+    )
     gr.add_argument("--hidden", metavar="FILE", help="Python file of @hidden checks, kept from students")
     gr.add_argument(
         "--points",

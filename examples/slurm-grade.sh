@@ -10,6 +10,9 @@
 # student's notebooks are graded by one task. A task that is preempted or fails can simply run
 # again: it resumes from the results it had stored (--requeue does that for you).
 # Put the hidden checks somewhere students cannot read and pass them with HIDDEN=path/to/file.py.
+# SANDBOX (default namespaces) is passed to --sandbox: the namespaces sandbox needs unprivileged user
+# namespaces on the compute nodes (most distributions allow them); where a node refuses, the task fails
+# with a message that says why, and SANDBOX=basic grades anyway with the weaker sandbox (see README).
 #SBATCH --job-name=buflesson-grade
 #SBATCH --cpus-per-task=4
 #SBATCH --mem=8G
@@ -21,6 +24,7 @@ SUBMISSIONS=${1:?usage: slurm-grade.sh SUBMISSIONS OUT_DIR [SHARDS]}
 OUT=${2:?usage: slurm-grade.sh SUBMISSIONS OUT_DIR [SHARDS]}
 SHARDS=${3:-4}
 BUFLESSON=${BUFLESSON:-.venv/bin/buflesson}
+SANDBOX=${SANDBOX:-namespaces}
 HIDDEN_ARGS=()
 if [ -n "${HIDDEN:-}" ]; then HIDDEN_ARGS=(--hidden "$HIDDEN"); fi
 
@@ -40,4 +44,4 @@ fi
 cd "${SLURM_SUBMIT_DIR:-.}"
 I=$SLURM_ARRAY_TASK_ID
 exec "$BUFLESSON" grade "$SUBMISSIONS" --out "$OUT/shard-$I" --shard "$I/$SHARDS" \
-    --jobs "${SLURM_CPUS_PER_TASK:-2}" "${HIDDEN_ARGS[@]}"
+    --jobs "${SLURM_CPUS_PER_TASK:-2}" --sandbox "$SANDBOX" "${HIDDEN_ARGS[@]}"

@@ -162,7 +162,7 @@ EXPECTED = {
     "binary": ("invalid", "0", "0", "0", "not UTF-8"),
     "v3": ("graded", "1", "2", "1", ""),
     "loop": ("timeout", "0", "0", "1", "limit per cell"),
-    "stubborn": ("timeout", "0", "0", "0", "limit per notebook"),
+    "stubborn": ("timeout", "0", "0", "0", "did not stop"),
     "exits": ("crashed", "1", "2", "0", "exited with code 3"),
     "segfault": ("crashed", "1", "2", "0", "SIGSEGV"),
     "spam": ("graded", "1", "2", "1", ""),
@@ -172,9 +172,9 @@ EXPECTED = {
     "claims": ("graded", "0", "0", "0", ""),
     "cheat_check": ("graded", "0", "0", "0", ""),
     "cheat_registry": ("graded", "0", "0", "0", ""),
-    "cheat_torch": ("graded", "0", "0", "0", ""),
-    "cheat_channel": ("graded", "0", "0", "0", ""),
-    "cheat_json": ("graded", "0", "0", "0", ""),
+    "cheat_torch": ("crashed", "0", "0", "0", ""),  # its own process broke: nothing to report with
+    "cheat_channel": ("crashed", "0", "0", "0", "protocol"),
+    "cheat_json": ("crashed", "0", "0", "0", "protocol"),
 }
 
 
@@ -293,19 +293,15 @@ def test_shards_merged_equal_one_unsharded_run(tmp_path):
     )
 
 
-KILLS_GRADER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nanswer = 42"
-
-
-def test_a_notebook_that_kills_the_grader_is_marked_crashed_on_the_third_run(tmp_path):
-    """Each run loses only what was running; the journal blames the notebook after two deaths."""
-    put(tmp_path / "course", f"killer/{LESSON}.ipynb", with_exercise(answer_nb(), 5, KILLS_GRADER))
-    args = ["grade", "course", "--answers", str(ANSWERS), "--out", "out", "--jobs", "1", *LIMITS]
-    for _ in range(2):
-        assert grader(*args, cwd=tmp_path).returncode == -9  # SIGKILL, from the notebook
-    put(tmp_path / "course", f"right/{LESSON}.ipynb", answer_nb())
-    third = grader(*args, cwd=tmp_path)
-    assert third.returncode == 0, third.stderr
+def test_points_and_the_zero_policy_for_altered_cells(tmp_path):
+    tampered = answer_nb()
+    tampered.cells[6].source = 'print("[PASSED] Exercise 90.2")'
+    put(tmp_path / "course", f"ann/{LESSON}.ipynb", answer_nb())
+    put(tmp_path / "course", f"bob/{LESSON}.ipynb", tampered)
+    args = ["grade", "course", "--answers", str(ANSWERS), "--out", "out", "--points", "90.2=3"]
+    run = grader(*args, "--tampered-policy", "zero", *LIMITS, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
     rows = {r["student"]: r for r in rows_of(tmp_path / "out")}
-    assert rows["killer"]["status"] == "crashed"
-    assert "killed twice" in rows["killer"]["error"]
-    assert (rows["right"]["status"], rows["right"]["score"]) == ("graded", "2")  # no hidden checks here
+    assert (rows["ann"]["90.2"], rows["ann"]["score"], rows["ann"]["max_score"]) == ("3", "4", "4")
+    assert (rows["bob"]["status"], rows["bob"]["score"]) == ("tampered", "0")
+    assert "scored 0: course policy on altered cells" in rows["bob"]["error"]

@@ -203,36 +203,5 @@ class ResultStore:
         write_atomic(path, json.dumps(asdict(result), ensure_ascii=True, indent=1))
 
     def clear(self) -> None:
-        for path in [*self.folder.glob("*.json"), self.journal]:
+        for path in self.folder.glob("*.json"):
             path.unlink(missing_ok=True)
-
-    # A journal of runs started and cancelled: a notebook that was running, twice, when the grader
-    # died without a chance to clean up (SIGKILL, a notebook killing its grader) is not run again.
-    @property
-    def journal(self) -> Path:
-        return self.folder / "started.log"
-
-    def note(self, event: str, file: str, sha256: str) -> None:
-        line = f"{event} {self.key(file, sha256)}\n".encode()
-        handle = os.open(self.journal, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        try:
-            size = os.fstat(handle).st_size
-            if size and os.pread(handle, 1, size - 1) != b"\n":  # a line cut short: end it first
-                line = b"\n" + line
-            os.write(handle, line)  # one write: lines of parallel runs never interleave
-        except OSError as error:
-            raise _named(error, self.journal) from None
-        finally:
-            os.close(handle)
-
-    def deaths(self, file: str, sha256: str) -> int:
-        """How often the grader died while running this notebook (a line cut short by a full disk
-        or a kill is ignored)."""
-        try:
-            lines = self.journal.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return 0
-        events = [line.split(" ") for line in lines]
-        key = self.key(file, sha256)
-        mine = [event for event, *rest in events if rest == [key]]
-        return mine.count("start") - mine.count("end")

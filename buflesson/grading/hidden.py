@@ -13,9 +13,11 @@ A hidden-checks file is plain Python, passed to `buflesson grade --hidden FILE`:
             raise Fail("offset stayed float32 after .double().")
 
 Like an exercise's check, it receives the answer as a `Remote` (`buflesson.handles`) and asks the
-student's side to build, run and convert it (`buflesson.probes`). It runs after the visible check.
-Its gradebook column is `EXERCISE+FUNCTION` (here `3.1+offset_follows_dtype`). Students see its
-title, whether it passed, and the `Fail` message: never its code, and never a traceback.
+student's side to build, run and convert it (`buflesson.probes`). It runs in the judge (the file is
+loaded there and nowhere else), after the visible check, on the same answer. Its gradebook column is
+`EXERCISE+FUNCTION` (here `3.1+offset_follows_dtype`). Students see its title, whether it passed,
+and the `Fail` message: never its code, never a traceback, never the text of an error inside it.
+What the notebook can observe is what the check asks of its answer (build it, call `.double()`...).
 """
 
 from __future__ import annotations
@@ -26,10 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from buflesson.checks import run_test
-from buflesson.handles import LocalLink, Remote, Session
-from buflesson.results import NOT_ATTEMPTED, CheckResult
-from buflesson.wire import Ref
+from buflesson.checks import Fail, run_test
+from buflesson.handles import Remote
+from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
 
 
 @dataclass(frozen=True)
@@ -78,26 +79,23 @@ def load_hidden(path: Path) -> list[HiddenCheck]:
     return found
 
 
-def run_hidden(check: HiddenCheck, answer: object, visible: CheckResult) -> CheckResult:
-    """Run one hidden check on `answer`; never raises for a wrong answer, never shows a traceback.
-
-    `answer` is a `Remote`, or the answer object itself (then it runs in this process)."""
+def run_hidden(check: HiddenCheck, answer: Remote, visible: CheckResult) -> CheckResult:
+    """Run one hidden check on `answer`; never raises for a wrong answer. Only a `Fail`'s own
+    message (and hint) reaches the student: any other ending says that the check did not pass."""
     if visible.status == NOT_ATTEMPTED:
         return CheckResult(check.id, check.title, NOT_ATTEMPTED, "Not attempted.")
-    bench = None
-    if not isinstance(answer, Remote):
-        from buflesson.workbench import Workbench
+    failure: list[Fail] = []
 
-        bench = Workbench(answer)
-        answer = Remote(Session(LocalLink(bench)), Ref(1))
-    try:
-        result = run_test(check.id, check.title, "Passed.", check.test, answer)
-    finally:
-        if bench is not None:
-            bench.close()
-    if result.status == "failed" and result.message.startswith("The check could not finish"):
-        # A hidden check's own error text could show its code: say only that it failed.
-        return CheckResult(
-            check.id, check.title, result.status, "This hidden check could not finish on your answer."
-        )
-    return result
+    def test(remote: Remote) -> None:
+        try:
+            check.test(remote)
+        except Fail as caught:
+            failure.append(caught)
+            raise
+
+    result = run_test(check.id, check.title, "Passed.", test, answer)
+    if result.status == PASSED or failure or result.status == NOT_ATTEMPTED:
+        return result
+    # An error inside the hidden check (its own, or the student's code it ran): its text could
+    # quote the check's code or values, so only say that it did not pass.
+    return CheckResult(check.id, check.title, FAILED, "This hidden check did not pass on your answer.")

@@ -1,0 +1,109 @@
+"""Scratch folders: one per run (locked while the run lives), one per notebook inside it.
+
+    TMP/buflesson-grade-run-XXXX/       the run's folder; `lock` is held (flock) by its grader
+        zygote.log                      what the zygote printed (its own errors, never a notebook's)
+        job-0007/files/                 the notebook and a copy of its student's folder
+        job-0007/home/, tmp/            (basic sandbox) the notebook's HOME and TMPDIR
+        job-0007/root/                  (namespaces) where the child mounts its new root
+
+A run that was killed leaves its folder behind; the next run removes every run folder whose lock is
+free (its grader is gone). The copy of a student's folder skips notebooks, checkpoints and links,
+and stops at the disk limit (each file counting at least `BYTES_PER_FILE`, as the sandbox does).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from buflesson.grading.jobs import Job
+from buflesson.grading.limits import BYTES_PER_FILE
+
+PREFIX = "buflesson-grade-run-"
+
+
+class ScratchRoot:
+    """The run's scratch folder, locked for as long as this object lives."""
+
+    def __init__(self, parent: str | None = None) -> None:
+        parent = parent or tempfile.gettempdir()
+        self.removed = remove_abandoned(Path(parent))
+        self.path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent))
+        self.lock = os.open(self.path / "lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.count = 0
+
+    def prepare(self, job: Job, disk_mb: int) -> Path:
+        """A fresh folder for `job`: the submitted file as it was read, and the student's files."""
+        self.count += 1
+        folder = self.path / f"job-{self.count:04d}"
+        for name in ("files", "home", "tmp", "root"):
+            (folder / name).mkdir(parents=True)
+        budget = [disk_mb * 2**20 - max(len(job.notebook), BYTES_PER_FILE) - 4 * BYTES_PER_FILE]
+        if job.folder is not None:
+            _copy_folder(Path(job.folder), folder / "files", budget)
+        (folder / "files" / job.notebook_name).write_bytes(job.notebook)
+        return folder
+
+    def remove(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self.lock)
+
+
+def _copy_folder(source: Path, target: Path, budget: list[int]) -> None:
+    try:
+        entries = sorted(os.scandir(source), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if name.startswith(".ipynb_checkpoints") or name.endswith(".ipynb") or entry.is_symlink():
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False) and budget[0] >= BYTES_PER_FILE:
+                (target / name).mkdir()
+                budget[0] -= BYTES_PER_FILE
+                _copy_folder(Path(entry.path), target / name, budget)
+            elif entry.is_file(follow_symlinks=False):
+                cost = max(entry.stat(follow_symlinks=False).st_size, BYTES_PER_FILE)
+                if cost <= budget[0]:
+                    shutil.copyfile(entry.path, target / name)
+                    budget[0] -= cost
+        except OSError:
+            continue
+
+
+def remove_abandoned(parent: Path) -> list[Path]:
+    """Remove the run folders under `parent` whose grader is gone (their lock is free)."""
+    removed = []
+    try:
+        candidates = [p for p in parent.glob(f"{PREFIX}*") if p.is_dir() and p.stat().st_uid == os.getuid()]
+    except OSError:
+        return removed
+    for folder in candidates:
+        try:
+            handle = os.open(folder / "lock", os.O_RDWR)
+        except FileNotFoundError:  # half removed, killed before it took its lock, or just starting
+            handle = None
+            if time.time() - folder.stat().st_mtime < 60:
+                continue
+        except OSError:
+            continue
+        try:
+            if handle is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if handle is not None:
+            os.close(handle)
+        removed.append(folder)
+    return removed
