@@ -193,16 +193,18 @@ class GradingRun:
                 self.journal,
             )
         except BaseException:
-            stop()
-            self.grader.zygote.close()
+            self.finish(stop)
             try:
                 self.outputs.gradebook()  # every result stored so far, if the disk takes it
             except OSError:
                 pass  # what stopped the run is what is reported; the last gradebook stays whole
             raise
-        stop()
-        self.grader.zygote.close()
+        self.finish(stop)
         self.outputs.gradebook()
+
+    def finish(self, restore_sigterm: Callable[[], None]) -> None:
+        restore_sigterm()
+        self.grader.zygote.close()
 
     def run_one(self, task: Task, slot: int) -> Outcome:
         """One notebook, in a worker thread. A bug of the judge's is the row's error; an OSError
