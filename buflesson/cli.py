@@ -252,7 +252,9 @@ def _stopped(args: argparse.Namespace, error: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `buflesson` command."""
+    """Entry point of the `buflesson` command (`argv` None: this process is the command, and once
+    the command is done a Ctrl-C no longer interrupts its exit)."""
+    program = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["lab"]:
         from buflesson.lab import main as lab
@@ -271,4 +273,6 @@ def main(argv: list[str] | None = None) -> int:
         return _stopped(args, error)
     finally:
         if watch and not stopped:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            # The process that is the command only exits now: a Ctrl-C in its last moments (the
+            # interpreter's teardown, torch's included) would kill it with SIGINT after its result.
+            signal.signal(signal.SIGINT, signal.SIG_IGN if program else signal.default_int_handler)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 import subprocess
 import sys
 import unicodedata
@@ -14,6 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from buflesson.grading import GradeError, merge_parts
 from buflesson.grading.feedback import feedback_name, markdown, page, write_feedback
 from buflesson.grading.gradebook import NotebookResult, counted, merge, write_gradebook
 from buflesson.grading.submissions import find, shard_of
@@ -249,6 +251,42 @@ def test_merge_does_not_depend_on_the_order_of_the_parts(tmp_path):
     for order in ([tmp_path / "a.csv", tmp_path / "other.csv"], [tmp_path / "other.csv", tmp_path / "a.csv"]):
         with pytest.raises(ValueError, match="graded differently"):
             merge(order, tmp_path / "m.csv")
+
+
+def test_merge_refuses_one_feedback_file_two_parts_hold_differently(tmp_path):
+    """Each student's files are in one shard: a feedback file two parts hold with different texts
+    comes from another run, and is refused (whatever the order) before anything is written, as a
+    row graded differently is. The same file twice is fine; links and temporary files are not
+    taken; what is written takes the umask."""
+
+    def part(name: str, students: list[str], extra: dict[str, str]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        write_gradebook(folder / "gradebook.csv", [result(s) for s in students], ["90.1"])
+        for student in students:
+            write_feedback(folder / "feedback", student, [result(student)])
+        for file, text in extra.items():
+            (folder / "feedback" / file).write_text(text)
+        return folder
+
+    one = part("one", ["ann"], {})
+    two = part("two", ["bea"], {".ann.md.1a2b.tmp": "half", "ann.md": "another run's feedback"})
+    same = part("same", ["bea"], {"ann.md": (one / "feedback" / "ann.md").read_text()})
+    (same / "feedback" / "zed.md").symlink_to(one / "feedback" / "ann.md")
+    for order in ([one, two], [two, one]):
+        with pytest.raises(GradeError, match="both hold feedback/ann.md, with different texts"):
+            merge_parts(order, tmp_path / "m")
+        assert list((tmp_path / "m").iterdir()) == []
+    old = os.umask(0o027)
+    try:
+        said = merge_parts([same, one], tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert said.endswith("(4 feedback files)")
+    written = sorted((tmp_path / "m" / "feedback").iterdir())
+    assert [p.name for p in written] == ["ann.html", "ann.md", "bea.html", "bea.md"]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o640}
+    assert (tmp_path / "m" / "feedback" / "ann.md").read_text() == (one / "feedback" / "ann.md").read_text()
 
 
 # --- totals: one row per lesson counts ---------------------------------------------------------------

@@ -49,7 +49,7 @@ def journal(out: Path) -> list[str]:
 
 def this_run(out: Path) -> list[str]:
     lines = journal(out)
-    last = max((i for i, line in enumerate(lines) if line == "run"), default=-1)
+    last = max((i for i, line in enumerate(lines) if line == "run ."), default=-1)
     return lines[last + 1 :]
 
 
@@ -60,7 +60,7 @@ def start_and_kill(args: list[str], cwd: Path, out: Path, started: int, tmp: Pat
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         lines = journal(out)[before:]
-        if "run" in lines and sum(line.startswith("start") for line in lines) >= started:
+        if "run ." in lines and sum(line.startswith("start") for line in lines) >= started:
             break
         if process.poll() is not None:
             raise AssertionError(f"the grader ended by itself ({process.returncode})")

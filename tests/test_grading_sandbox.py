@@ -15,6 +15,7 @@ import pytest
 
 from buflesson.grading import channel as frames
 from buflesson.grading.jobs import Outcome
+from buflesson.grading.judge import scratch
 from buflesson.grading.judge.children import hidden_inside, zygote_environment
 from buflesson.grading.judge.journal import Journal
 from buflesson.grading.judge.scheduler import Task, run_all
@@ -209,6 +210,47 @@ def test_abandoned_run_folders_are_removed_and_live_ones_kept(tmp_path):
         assert live.exists() and not dead.exists()
     finally:
         os.close(handle)
+
+
+def test_the_copy_of_a_students_folder_follows_no_link_even_one_swapped_in(tmp_path, monkeypatch):
+    """Links are left out, also one that replaces a file or a folder between the listing and the
+    copy; a pipe is not opened; an error writing the copy (the judge's disk) is raised."""
+    secret = tmp_path / "course"
+    (secret / "inner").mkdir(parents=True)
+    (secret / "answers.txt").write_text("the course")
+    (secret / "inner" / "more.txt").write_text("the course")
+    student = tmp_path / "ann"
+    (student / "data").mkdir(parents=True)
+    (student / "data" / "kept.txt").write_text("mine")
+    (student / "swapped.txt").write_text("mine")
+    (student / "swapped_dir").mkdir()
+    (student / "link.txt").symlink_to(secret / "answers.txt")
+    os.mkfifo(student / "pipe")
+    listing = os.scandir
+
+    def swap_after_listing(folder):
+        entries = list(listing(folder))
+        if any(e.name == "swapped.txt" for e in entries):
+            (student / "swapped.txt").unlink()
+            (student / "swapped.txt").symlink_to(secret / "answers.txt")
+            (student / "swapped_dir").rmdir()
+            (student / "swapped_dir").symlink_to(secret / "inner", target_is_directory=True)
+        return iter(entries)
+
+    monkeypatch.setattr(os, "scandir", swap_after_listing)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    scratch._copy_folder(student, copy, [2**20])
+    monkeypatch.setattr(os, "scandir", listing)
+    copied = {p.relative_to(copy).as_posix(): p.read_text() for p in copy.rglob("*") if p.is_file()}
+    assert copied == {"data/kept.txt": "mine"}
+    assert sorted(p.name for p in copy.iterdir()) == ["data"]
+
+    blocked = tmp_path / "blocked"  # the copy cannot be written: a file where its folder goes
+    blocked.mkdir()
+    (blocked / "data").write_text("")
+    with pytest.raises(FileExistsError):
+        scratch._copy_folder(student, blocked, [2**20])
 
 
 # --- the sandbox, for real -------------------------------------------------------------------------

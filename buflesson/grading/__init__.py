@@ -13,10 +13,10 @@ results.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from buflesson.grading.gradebook import NotebookResult, merge
+from buflesson.grading.feedback import parts_feedback
+from buflesson.grading.gradebook import NotebookResult, merge, write_atomic
 from buflesson.grading.limits import Limits
 from buflesson.grading.progress import Progress
 
@@ -49,22 +49,22 @@ def summary(results: list[NotebookResult], out: Path, graded_now: int) -> str:
 
 
 def merge_parts(parts: list[Path], out: Path) -> str:
-    """Join shard outputs into `out`: one gradebook.csv, and every shard's feedback files."""
+    """Join shard outputs into `out`: one gradebook.csv, and every shard's feedback files. Parts
+    that grade one row differently, or hold one feedback file with different texts, are refused
+    before anything is written."""
     from buflesson.grading.judge.run import GradeError, writable
 
     writable(out)
     try:
+        feedback = parts_feedback(parts)
         rows = merge(parts, out / "gradebook.csv")
+        if feedback:
+            (out / "feedback").mkdir(exist_ok=True)
+        for name, text in sorted(feedback.items()):
+            write_atomic(out / "feedback" / name, text)
     except (OSError, ValueError) as error:
         raise GradeError(f"cannot merge: {error}") from None
-    copied = 0
-    for part in parts:
-        feedback = Path(part) / "feedback"
-        if Path(part).is_dir() and feedback.is_dir():
-            (out / "feedback").mkdir(exist_ok=True)
-            for path in feedback.iterdir():
-                shutil.copyfile(path, out / "feedback" / path.name)
-                copied += 1
     return (
-        f"merged {rows} rows from {len(parts)} parts into {out / 'gradebook.csv'} ({copied} feedback files)"
+        f"merged {rows} rows from {len(parts)} parts into {out / 'gradebook.csv'} "
+        f"({len(feedback)} feedback files)"
     )

@@ -11,7 +11,9 @@ files have a name no other id gives (`feedback_name`), the same in every shard.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from pathlib import Path
 
 from buflesson.grading.gradebook import GRADED, NotebookResult, counted, number, write_atomic
@@ -138,3 +140,30 @@ def write_feedback(folder: Path, student: str, results: list[NotebookResult]) ->
     target = folder / f"{name}.md"
     write_atomic(target, markdown(student, results))
     return target
+
+
+def parts_feedback(parts: list[Path]) -> dict[str, str]:
+    """The feedback files (name -> text) of shard output folders, for `gradebook merge`. Each
+    student's files are in one shard, so a name two parts hold with different texts means parts of
+    different runs: a ValueError, whatever their order. Links, folders and temporary files (a
+    leading dot) are not taken."""
+    found: dict[str, tuple[str, Path]] = {}
+    for part in map(Path, parts):
+        folder = part / "feedback"
+        if not folder.is_dir():
+            continue
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            handle = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with open(handle, "rb") as file:
+                if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                    continue
+                text = file.read().decode("utf-8", "replace")
+            if entry.name in found and found[entry.name][0] != text:
+                raise ValueError(
+                    f"{found[entry.name][1]} and {part} both hold feedback/{entry.name}, with different "
+                    "texts: merge the shards of one run"
+                )
+            found[entry.name] = (text, part)
+    return {name: text for name, (text, _part) in found.items()}

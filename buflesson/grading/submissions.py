@@ -316,6 +316,6 @@ def _mark_duplicates(found: list[Submission]) -> None:
 
 
 def shard_of(sub: Submission, count: int) -> int:
-    """Which of `count` shards grades `sub`: by student id, so one student's files stay together."""
-    key = sub.student or sub.file
-    return int(hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest(), 16) % count
+    """Which of `count` shards grades `sub`: by student id alone, so one student's files stay
+    together (files without an id too: their feedback file is one, as in an unsharded run)."""
+    return int(hashlib.sha256(sub.student.encode("utf-8", "surrogatepass")).hexdigest(), 16) % count

@@ -209,11 +209,12 @@ class Zygote:
             self._send(
                 {"op": "fork", "job": job, "scratch": str(scratch), "slot": slot}, [child_end.fileno()]
             )
-        except OSError:
-            self.alive = False
+            sent = True
+        except OSError:  # the zygote is gone (or being closed): no answer will come
+            self.alive = sent = False
         finally:
             child_end.close()
-        done = self.forked[job].wait(FORK_TIMEOUT)
+        done = sent and self.forked[job].wait(FORK_TIMEOUT)
         del self.forked[job]
         if not done or not child.pid:
             child.close()

@@ -149,6 +149,7 @@ class GradingRun:
         if request.force:
             store.clear()
             self.journal.clear()
+        self.journal.recover()  # what a run stopped by a disk error could not write
         self.outputs = Outputs(request.out, store, self.course.columns)
         tasks = _sort_out(subs, self.course, store, self.journal, self.outputs)
         self.outputs.everything()
@@ -191,13 +192,24 @@ class GradingRun:
                 grader.abort,
                 self.journal,
             )
-        finally:
-            stop()
-            self.grader.zygote.close()
-            self.outputs.gradebook()
+        except BaseException:
+            self.finish(stop)
+            try:
+                self.outputs.gradebook()  # every result stored so far, if the disk takes it
+            except OSError:
+                pass  # what stopped the run is what is reported; the last gradebook stays whole
+            raise
+        self.finish(stop)
+        self.outputs.gradebook()
+
+    def finish(self, restore_sigterm: Callable[[], None]) -> None:
+        restore_sigterm()
+        self.grader.zygote.close()
 
     def run_one(self, task: Task, slot: int) -> Outcome:
-        """One notebook, in a worker thread; never raises (a bug of the judge is the row's error)."""
+        """One notebook, in a worker thread. A bug of the judge's is the row's error; an OSError
+        (the judge's own disk: its scratch folder full, say) is raised, and stops the run: it is
+        never the notebook's fault."""
         try:
             job = read_job(task.sub, self.course.lessons[task.sub.lesson])
         except InvalidNotebook as error:
@@ -207,6 +219,8 @@ class GradingRun:
             return grade_notebook(
                 job, grader.zygote, grader.scratch, slot, self.request.limits, self.course.hidden
             )
+        except OSError:
+            raise
         except Exception as error:  # noqa: BLE001 - a bug here must not stop the other notebooks
             outcome = Outcome(tampered=list(job.plan.tampered))
             detail = traceback.format_exception_only(type(error), error)[-1].strip()

@@ -40,38 +40,54 @@ def run_all(
     journal: Journal,
 ) -> None:
     """Run every task; `on_done` as each ends, `on_blamed` for one that killed the grader twice.
-    On any exception (SIGTERM made SystemExit, Ctrl-C) `abort` ends every child at once; what was
-    running is not blamed."""
+    On any exception (SIGTERM made SystemExit, Ctrl-C, a disk error of the judge's own, from
+    `run_one`, `on_done` or the journal) `abort` ends every child at once and the exception goes
+    on; no notebook that was running is blamed (each gets its `end` line, kept aside by the
+    journal if it cannot be written)."""
     queue = deque(sorted(tasks, key=lambda t: not t.alone))  # suspects first, one at a time
     slots = list(range(max(1, workers)))
     running: dict[Future, tuple[Task, int]] = {}
+    owed: list[str] = []  # keys started in the journal and not ended yet
+
+    def end(key: str) -> None:
+        try:
+            journal.end(key)
+        except OSError:
+            owed.remove(key)  # the journal kept its line aside
+            raise
+        owed.remove(key)
+
     with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="notebook") as pool:
         try:
             while queue or running:
                 while queue and slots and _may_start(queue[0], running):
                     task = queue.popleft()
-                    slot = slots.pop(0)
+                    owed.append(task.key)  # before the line: a stop in between ends it anyway
                     journal.start(task.key)
+                    slot = slots.pop(0)
                     running[pool.submit(run_one, task, slot)] = (task, slot)
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 died = []
                 for future in finished:
                     task, slot = running.pop(future)
                     slots.append(slot)
-                    outcome = future.result()
+                    outcome = future.result()  # an error of the judge's own stops the run here
                     if outcome.grader_died:
                         died.append(task)
                     else:
-                        journal.end(task.key)  # first: whatever happens next, it is not to blame
+                        end(task.key)  # first: whatever happens next, it is not to blame
                         on_done(task, outcome)
                 if died:
-                    died += _drain(running, slots, on_done, journal)
+                    died += _drain(running, slots, on_done, end)
                     restart()
-                    queue.extendleft(reversed(_after_death(died, on_blamed, journal)))
+                    queue.extendleft(reversed(_after_death(died, on_blamed, end, journal)))
         except BaseException:
-            for task, _slot in running.values():
-                journal.end(task.key)  # stopped from outside: not the notebook's doing
             abort()  # the workers' children die, so the pool's threads end quickly
+            for key in list(owed):  # stopped from outside the notebooks: not their doing
+                try:
+                    end(key)
+                except OSError:
+                    pass  # kept aside; the error that stopped the run is the one reported
             raise
 
 
@@ -81,7 +97,7 @@ def _may_start(task: Task, running: dict) -> bool:
     return not task.alone or not running
 
 
-def _drain(running: dict, slots: list[int], on_done, journal: Journal) -> list[Task]:
+def _drain(running: dict, slots: list[int], on_done, end: Callable[[str], None]) -> list[Task]:
     """Wait for every running notebook (the zygote's death ends them all); those it ended."""
     died = []
     for future in list(running):
@@ -91,16 +107,16 @@ def _drain(running: dict, slots: list[int], on_done, journal: Journal) -> list[T
         if outcome.grader_died:
             died.append(task)
         else:
-            journal.end(task.key)
+            end(task.key)
             on_done(task, outcome)
     return died
 
 
-def _after_death(died: list[Task], on_blamed, journal: Journal) -> list[Task]:
+def _after_death(died: list[Task], on_blamed, end: Callable[[str], None], journal: Journal) -> list[Task]:
     """Re-run each of them alone; blame one that was alone (twice)."""
     again = []
     for task in died:
-        journal.end(task.key)
+        end(task.key)
         if len(died) == 1:
             journal.died_alone(task.key)
             task = replace(task, deaths=task.deaths + 1)

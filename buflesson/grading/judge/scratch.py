@@ -7,8 +7,11 @@
         job-0007/root/                  (namespaces) where the child mounts its new root
 
 A run that was killed leaves its folder behind; the next run removes every run folder whose lock is
-free (its grader is gone). The copy of a student's folder skips notebooks, checkpoints and links,
-and stops at the disk limit (each file counting at least `BYTES_PER_FILE`, as the sandbox does).
+free (its grader is gone). The copy of a student's folder skips notebooks, checkpoints and links
+(it never follows one, not even one swapped in while it copies), and stops at the disk limit (each
+file counting at least `BYTES_PER_FILE`, as the sandbox does). An error writing a copy is the
+judge's own (its disk): it is raised, and stops the run, rather than leave a notebook without its
+files.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -57,27 +61,74 @@ class ScratchRoot:
         os.close(self.lock)
 
 
+_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
 def _copy_folder(source: Path, target: Path, budget: list[int]) -> None:
     try:
-        entries = sorted(os.scandir(source), key=lambda e: e.name)
+        handle = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        _copy_entries(handle, target, budget)
+    finally:
+        os.close(handle)
+
+
+def _copy_entries(folder: int, target: Path, budget: list[int]) -> None:
+    """Copy what the open folder `folder` holds into `target`. Every entry is opened relative to
+    its folder and without following a link, so a link swapped in since the listing is not read.
+    What cannot be read is left out; an error writing the copy (the judge's own disk) is raised."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return
     for entry in entries:
         name = entry.name
-        if name.startswith(".ipynb_checkpoints") or name.endswith(".ipynb") or entry.is_symlink():
-            continue
         try:
-            if entry.is_dir(follow_symlinks=False) and budget[0] >= BYTES_PER_FILE:
-                (target / name).mkdir()
-                budget[0] -= BYTES_PER_FILE
-                _copy_folder(Path(entry.path), target / name, budget)
-            elif entry.is_file(follow_symlinks=False):
-                cost = max(entry.stat(follow_symlinks=False).st_size, BYTES_PER_FILE)
-                if cost <= budget[0]:
-                    shutil.copyfile(entry.path, target / name)
-                    budget[0] -= cost
+            if name.startswith(".ipynb_checkpoints") or name.endswith(".ipynb") or entry.is_symlink():
+                continue
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if not is_dir and not entry.is_file(follow_symlinks=False):
+                continue  # a pipe, socket or device is not opened
+            handle = os.open(name, _OPEN | (os.O_DIRECTORY if is_dir else 0), dir_fd=folder)
         except OSError:
             continue
+        if is_dir:
+            try:
+                if budget[0] >= BYTES_PER_FILE:
+                    (target / name).mkdir()
+                    budget[0] -= BYTES_PER_FILE
+                    _copy_entries(handle, target / name, budget)
+            finally:
+                os.close(handle)
+        else:
+            _copy_file(handle, target / name, budget)
+
+
+def _copy_file(handle: int, target: Path, budget: list[int]) -> None:
+    """Copy the open file `handle` (closed here) if it is a regular file the budget has room for;
+    what cannot be read is left out, an error writing the copy is raised."""
+    with open(handle, "rb") as source:
+        try:
+            info = os.fstat(source.fileno())
+        except OSError:
+            return
+        cost = max(info.st_size, BYTES_PER_FILE)
+        if not stat.S_ISREG(info.st_mode) or cost > budget[0]:
+            return
+        with open(target, "xb") as out:
+            left = info.st_size  # no more than was counted, if it grows meanwhile
+            while left > 0:
+                try:
+                    chunk = source.read(min(left, 1 << 20))
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out.write(chunk)
+                left -= len(chunk)
+        budget[0] -= cost
 
 
 def remove_abandoned(parent: Path) -> list[Path]:
