@@ -69,7 +69,9 @@ lesson: $(STAMP)
 	$(BIN)/buflesson notebooks --only '$(N)-*'
 	$(BIN)/python -m pytest -p no:cacheprovider -q $(wildcard tests/test_exercises_lesson$(N).py) tests/test_check.py
 	$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_authoring.py -k '$(N)-'
-	$(BIN)/python -m pytest -p no:cacheprovider -q notebooks/$(N)-*.ipynb notebooks/answers/$(N)-*.ipynb $(NBVAL_FLAGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_translations.py -k '$(N)-'
+	$(BIN)/python -m pytest -p no:cacheprovider -q notebooks/$(N)-*.ipynb notebooks/answers/$(N)-*.ipynb \
+		$(wildcard notebooks/*/$(N)-*.ipynb notebooks/*/answers/$(N)-*.ipynb) $(NBVAL_FLAGS)
 
 clean:
 	find . -name __pycache__ -o -name .ipynb_checkpoints -o -name .pytest_cache -o -name .ruff_cache | xargs rm -rf
