@@ -71,7 +71,8 @@ lesson: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_authoring.py -k '$(N)-'
 	$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_translations.py -k '$(N)-'
 	$(BIN)/python -m pytest -p no:cacheprovider -q notebooks/$(N)-*.ipynb notebooks/answers/$(N)-*.ipynb \
-		$(wildcard notebooks/*/$(N)-*.ipynb notebooks/*/answers/$(N)-*.ipynb) $(NBVAL_FLAGS)
+		$(filter-out notebooks/answers/%,$(wildcard notebooks/*/$(N)-*.ipynb notebooks/*/answers/$(N)-*.ipynb)) \
+		$(NBVAL_FLAGS)
 
 clean:
 	find . -name __pycache__ -o -name .ipynb_checkpoints -o -name .pytest_cache -o -name .ruff_cache | xargs rm -rf
