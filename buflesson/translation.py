@@ -233,6 +233,7 @@ def load_glossary(path: Path) -> dict[str, dict]:
 def glossary_problems(english: str, translated: str, glossary: dict[str, dict], where: str) -> list[str]:
     """Terms of `glossary` that `translated` renders another way than the glossary says."""
     problems = []
+    english = re.sub(r"^### Exercise .*$", "", english, flags=re.MULTILINE)  # its title is the check's
     plain_en = re.sub(r"`[^`]*`", "", english)  # code (`register_buffer`) is not prose
     for term, entry in glossary.items():
         rendering = str(entry.get("zh", ""))
