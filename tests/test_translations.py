@@ -48,7 +48,8 @@ def test_glossary_terms_are_rendered_one_way(lang, path):
         if cell.cell_type == "markdown" and entry.get("text"):
             problems += glossary_problems(cell.source, entry["text"], glossary, f"{path.stem} {cell.id}")
         for english, translated in (entry.get("code") or {}).items():
-            problems += glossary_problems(english, translated, glossary, f"{path.stem} {cell.id}")
+            if translated != english:  # a label kept as its code name (`"momentum:"`) is not prose
+                problems += glossary_problems(english, translated, glossary, f"{path.stem} {cell.id}")
     assert not problems, "\n".join(problems)
 
 
