@@ -240,7 +240,7 @@ def glossary_problems(english: str, translated: str, glossary: dict[str, dict], 
         for avoided in entry.get("avoid") or []:
             if avoided in translated:
                 problems.append(f"{where}: {term!r} rendered as {avoided!r}; the glossary says {rendering!r}")
-        if rendering and re.search(rf"(?<![\w`]){re.escape(term)}s?(?![\w`])", plain_en, re.IGNORECASE):
+        if rendering and re.search(rf"(?<![\w`.]){re.escape(term)}s?(?![\w`=(])", plain_en, re.IGNORECASE):
             if rendering not in translated:
                 problems.append(
                     f"{where}: {term!r} is in the English text but {rendering!r} is not in the translation"
