@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.buflesson-installed
 PORT ?= 8888
+TORCH := $(shell sed -n "s/^torch==//p" constraints.txt)
 JOBS ?= 2
 export PYTHONHASHSEED := 0
 
@@ -13,22 +14,27 @@ NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_san
 
 .PHONY: lab test test-e2e lint format notebooks lesson clean
 
-# Install once; again only when the pins or the package metadata change.
+# Install once; again only when the pins or the package metadata change. pip shows what it fetches.
 $(STAMP): pyproject.toml constraints.txt
+	@if [ -f $@ ]; then echo "== pyproject.toml or constraints.txt changed: updating .venv/"; \
+	else echo "== First run: setting up .venv/ with torch $(TORCH) (CPU), JupyterLab, matplotlib and buflesson."; \
+	echo "   This takes 1 to 3 minutes, depending on the network, once; later runs start in seconds."; fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test]'
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -c constraints.txt -e '.[lab,test]'
 	$(BIN)/python -m buflesson.kernel >/dev/null
 	@touch $@
+	@echo "== Set-up done."
 
-# The project's kernel, "Python (buflesson)", loads buflesson.kernel (short tracebacks); registered
-# again whenever that module changes.
+# The project's kernel, "Python (buflesson)", loads buflesson.kernel (short tracebacks, the line
+# above a NameError, the warm-up); registered again whenever that module changes.
 KERNELSPEC := $(VENV)/share/jupyter/kernels/buflesson/kernel.json
 $(KERNELSPEC): buflesson/kernel.py | $(STAMP)
 	$(BIN)/python -m buflesson.kernel >/dev/null
 
-# JupyterLab on the first lesson, with the project's kernel and no first-run pop-ups (buflesson/lab.py).
+# JupyterLab on your own copy of the lessons (my-lessons/, made on first run and never overwritten).
+# `make lab RESET=05` replaces lesson 5 with a fresh copy first (yours goes to my-lessons/backups/).
 lab: $(STAMP) $(KERNELSPEC)
-	$(BIN)/python -m buflesson.lab --notebooks=notebooks --port=$(PORT)
+	$(BIN)/buflesson lab --port=$(PORT) $(if $(RESET),--reset=$(RESET))
 
 test: $(STAMP) $(KERNELSPEC)
 	$(BIN)/ruff check buflesson tests benchmarks notebooks
@@ -67,7 +73,9 @@ lesson: $(STAMP)
 	@test -n "$(N)" || { echo "usage: make lesson N=03"; exit 2; }
 	@ls notebooks/answers/$(N)-*.ipynb >/dev/null 2>&1 || { echo "no lesson notebooks/answers/$(N)-*.ipynb"; exit 2; }
 	$(BIN)/buflesson notebooks --only '$(N)-*'
-	$(BIN)/python -m pytest -p no:cacheprovider -q $(wildcard tests/test_exercises_lesson$(N).py) tests/test_check.py
+	$(BIN)/ruff check buflesson tests notebooks/answers/$(N)-*.ipynb
+	$(BIN)/python -m pytest -p no:cacheprovider -q $(wildcard tests/test_exercises_lesson$(N).py) \
+		tests/test_check.py tests/test_corpus.py
 	$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_authoring.py -k '$(N)-'
 	$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_translations.py -k '$(N)-'
 	$(BIN)/python -m pytest -p no:cacheprovider -q $(NBVAL_FLAGS) \

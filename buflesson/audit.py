@@ -1,51 +1,70 @@
 """`audit(model)`: state problems in any model, found with `inventory` and PyTorch itself.
 
-Three problems, each a mistake people report in public issue trackers:
+Four problems, each a mistake people report in public issue trackers:
 
-- stale reference: a plain attribute (often a list or dict) holds a parameter or
-  buffer itself. `.to()`, `.cuda()` and `.double()` replace buffers with new
-  tensors, so the reference keeps the old one. Whether a reference goes stale is
-  asked of PyTorch: a copy of the model goes through the same conversion
-  machinery (`Module._apply`, with `clone` as the conversion) and the audit looks
-  at which references still point at the model's tensors afterwards.
+- unregistered module: a module kept in a plain list, dict or tuple (not an
+  `nn.ModuleList` or `nn.ModuleDict`). PyTorch never sees its parameters and
+  buffers: they are not trained, not saved and not moved.
+- stale reference: a plain attribute holds a parameter or buffer itself, or a view
+  of one, and still holds the old tensor after `.to()`. Whether a reference goes
+  stale is asked of PyTorch: a copy of the model goes through the conversion
+  machinery all of `.to()`, `.cuda()`, `.double()` and `.half()` share
+  (`Module._apply`, with `clone` as the conversion), and the audit looks at which
+  references still point at the model's tensors afterwards.
 - plain tensor: any other tensor kept as a plain attribute. It is not saved and
-  does not move with the model.
-- unsaved state: a non-persistent buffer that changes when the model runs in
-  training mode. It is state, but `state_dict()` leaves it out. Found only when
-  `audit` is given a `sample` input to run a copy of the model on.
+  does not move with the model. A cache that the module empties itself, in its own
+  `train()` or `_apply()` (timm's LeViT attention biases), is no problem, nor is a
+  0-dim CPU tensor, which PyTorch treats as a number next to tensors of any device.
+- unsaved state: a non-persistent buffer or a plain 0-dim tensor that changes when
+  the model runs in training mode. Found only when `audit` is given a `sample` input.
+
+Tensors that `torch.nn.utils` recomputes (weight_norm, spectral_norm, pruning,
+parametrizations) are computed, not plain, and are never reported.
 """
 
 from __future__ import annotations
 
 import copy
 import html
+import keyword
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from buflesson.grouping import short_list
 from buflesson.inventory import (
-    BUFFER,
     NON_PERSISTENT_BUFFER,
     PARAMETER,
     PLAIN,
+    REFERENCE,
     Inventory,
     TensorRow,
     inventory,
 )
 
+UNREGISTERED_MODULE = "unregistered module"
 STALE_REFERENCE = "stale reference"
 PLAIN_TENSOR = "plain tensor"
 UNSAVED_STATE = "unsaved state"
 FORWARD_FAILS = "forward fails"
 
-_TRACKED = (PARAMETER, BUFFER, NON_PERSISTENT_BUFFER)
+BUFFER_RULE = (
+    ".to(), .cuda(), .double() and .half() replace a buffer with a new tensor whenever they change its "
+    "device or dtype (a conversion that changes nothing keeps the same object)"
+)
+PARAMETER_RULE = (
+    "they keep a parameter's nn.Parameter object but give it new .data (.to('meta') replaces the object too)"
+)
+CONVERSIONS = f"{BUFFER_RULE}; {PARAMETER_RULE}."
+"""What PyTorch's conversions do to the tensors a plain attribute may hold (torch 2.13, `Module._apply`)."""
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: the tensor's qualified name, the problem, what goes wrong, and the fix."""
+    """One problem: the tensor's (or attribute's) qualified name, the problem, what goes wrong, the fix."""
 
     name: str
     problem: str
@@ -54,7 +73,7 @@ class Finding:
 
 
 class Audit:
-    """The findings of `audit`: a list in a terminal, a table in Jupyter."""
+    """The findings of `audit`: a list in a terminal, a list of cards in Jupyter."""
 
     def __init__(self, title: str, findings: list[Finding], checked: int, notes: list[str]) -> None:
         self.title = title
@@ -71,7 +90,7 @@ class Audit:
         return iter(self.findings)
 
     def problems(self) -> dict[str, str]:
-        """The problem found for each tensor name."""
+        """The problem found for each tensor or attribute name."""
         return {finding.name: finding.problem for finding in self.findings}
 
     def _headline(self) -> str:
@@ -83,156 +102,323 @@ class Audit:
     def __str__(self) -> str:
         lines = [self._headline()]
         for number, finding in enumerate(self.findings, start=1):
-            lines += [f"{number}. {finding.name}: {finding.problem}", f"   {finding.message}"]
-            lines.append(f"   Fix: {finding.fix}")
-        lines += [f"Note: {note}" for note in self.notes]
+            lines += _wrap(f"{number}. {finding.name}: {finding.problem}", "   ", first="")
+            lines += _wrap(finding.message, "   ")
+            lines += _wrap(f"Fix: {finding.fix}", "   ")
+        for note in self.notes:
+            lines += _wrap(f"Note: {note}", "   ", first="")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return str(self)
 
     def _repr_html_(self) -> str:
-        colour = "#1e7b34" if self.ok else "#b3261e"
+        colour = "var(--jp-success-color1, #388e3c)" if self.ok else "var(--jp-error-color1, #d32f2f)"
         parts = [
-            f'<div class="buflesson-audit" style="border-left:6px solid {colour};padding:6px 12px;'
-            f'font-family:sans-serif"><b>{html.escape(self._headline())}</b>'
+            f"<div class='buflesson-audit' style='border-left:6px solid {colour};padding:4px 12px;"
+            "font-family:var(--jp-ui-font-family, sans-serif);color:var(--jp-ui-font-color1, #212121);"
+            "font-size:var(--jp-ui-font-size1, 13px);line-height:1.4;max-width:100%;text-align:left'>"
+            f"<div style='font-weight:600'>{html.escape(self._headline())}</div>"
         ]
         if self.findings:
-            head = "".join(
-                f"<th style='text-align:left'>{c}</th>" for c in ("tensor", "problem", "what happens", "fix")
-            )
-            rows = "".join(
-                f"<tr><td><code>{html.escape(f.name)}</code></td><td>{html.escape(f.problem)}</td>"
-                f"<td>{html.escape(f.message)}</td><td>{html.escape(f.fix)}</td></tr>"
-                for f in self.findings
-            )
-            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        parts += [f"<div><i>Note: {html.escape(note)}</i></div>" for note in self.notes]
+            parts.append("<ol style='margin:4px 0;padding-left:22px'>")
+            for finding in self.findings:
+                parts.append(
+                    "<li style='margin:6px 0'>"
+                    "<span style='font-family:var(--jp-code-font-family, monospace);overflow-wrap:anywhere'>"
+                    f"{html.escape(finding.name)}</span>: <b>{html.escape(finding.problem)}</b>"
+                    f"<div>{html.escape(finding.message)}</div>"
+                    f"<div><b>Fix:</b> {html.escape(finding.fix)}</div></li>"
+                )
+            parts.append("</ol>")
+        parts += [
+            f"<div style='color:var(--jp-ui-font-color2, #616161)'><i>Note: {html.escape(note)}</i></div>"
+            for note in self.notes
+        ]
         parts.append("</div>")
         return "".join(parts)
 
 
-def _storage(tensor: torch.Tensor) -> tuple[str, int] | None:
-    """Where a tensor's memory lives, to spot views that share it; None when there is no memory."""
-    if tensor.device.type == "meta":
-        return None
-    try:
-        pointer = tensor.untyped_storage().data_ptr()
-    except (RuntimeError, NotImplementedError):
-        return None
-    return (str(tensor.device), pointer) if pointer else None
+def _wrap(text: str, indent: str, first: str | None = None) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(
+        text,
+        100,
+        initial_indent=indent if first is None else first,
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+    )
 
 
-def _referenced(tensor: torch.Tensor, table: Inventory) -> str | None:
-    """The name of the parameter or buffer that `tensor` is, or shares memory with; else None."""
-    storage = _storage(tensor)
+# -- names as Python ------------------------------------------------------------------------
+
+_INDEX = re.compile(r"\[[^\]]*\]")
+
+
+def python_path(name: str, root: str = "model") -> str:
+    """A qualified tensor name as a Python expression: `0.weight_orig` -> `model[0].weight_orig`."""
+    out = root
+    for part in re.split(r"\.(?![^\[]*\])", name):
+        base, _, rest = part.partition("[")
+        rest = "[" + rest if rest else ""
+        if base.isdigit():
+            out += f"[{base}]"
+        elif base.isidentifier() and not keyword.iskeyword(base):
+            out += f".{base}"
+        elif base:
+            out += f".get_submodule({base!r})"
+        out += rest
+    return out
+
+
+def _split_owner(name: str, modules: dict[str, nn.Module]) -> tuple[str, str]:
+    """(owner module's path, attribute path in it) for a qualified plain-attribute name."""
+    head = _INDEX.sub("", name)
+    parts = head.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:cut])
+        if prefix in modules and name.startswith(prefix + "."):
+            return prefix, name[len(prefix) + 1 :]
+    return "", name
+
+
+def _self_path(owner: str, target: str) -> str | None:
+    """How the owner module reads `target`: `self.mean`, or None when the target is not below it."""
+    if owner and not target.startswith(owner + "."):
+        return None
+    return python_path(target[len(owner) + 1 :] if owner else target, "self")
+
+
+def _copy(module: nn.Module, table: Inventory) -> nn.Module:
+    """`copy.deepcopy(module)`, also when it holds tensors computed with autograd (caches, weight_norm).
+
+    deepcopy refuses a tensor that is not a graph leaf; such a plain or computed tensor
+    is copied detached. A reference that is not a leaf still makes the copy fail.
+    """
+    memo: dict[int, object] = {}
     for row in table:
-        if row.kind in _TRACKED and row.tensor is not None:
-            if row.tensor is tensor or (storage is not None and _storage(row.tensor) == storage):
-                return row.name
-    return None
+        tensor = row.tensor
+        if tensor is not None and tensor.grad_fn is not None and row.kind != REFERENCE:
+            memo[id(tensor)] = tensor.detach().clone()
+    return copy.deepcopy(module, memo)
 
 
-def _describe(tensor: torch.Tensor, target: TensorRow) -> str:
-    if tensor is target.tensor:
-        return f"the {target.kind} {target.name!r} itself"
-    return f"a view of the {target.kind} {target.name!r} (it shares its memory)"
+# -- references -----------------------------------------------------------------------------
 
 
-def _stale_after_conversion(model: nn.Module, references: dict[str, str]) -> set[str]:
-    """Which plain references stop pointing at the model's tensors when the model is converted.
+def _references(table: Inventory) -> dict[str, tuple[TensorRow, bool]]:
+    """Each plain attribute that holds a registered tensor (True) or a view of one (False), with the
+    registered tensor's row."""
+    found: dict[str, tuple[TensorRow, bool]] = {}
+    for row in table:
+        for name in row.held_by:
+            found[name] = (row, True)
+        if row.kind == REFERENCE and row.unregistered_in is None and row.refers_to in table:
+            found[row.name] = (table[row.refers_to], False)
+    return found
+
+
+def _still_held(table: Inventory, name: str) -> bool:
+    row = table._names().get(name)
+    return row is not None and (name in row.held_by or row.kind == REFERENCE)
+
+
+def _stale_after_conversion(
+    model: nn.Module, table: Inventory, references: dict[str, tuple[TensorRow, bool]]
+) -> set[str]:
+    """Which references stop pointing at the model's tensors when the model is converted.
 
     `.to()`, `.cuda()`, `.double()` and `.half()` all go through `Module._apply(fn)`;
     `clone` as `fn` converts every tensor to a new one of the same kind, as a move to
     another GPU does. This runs on a copy, so the model itself is not changed. Where
-    the copy cannot answer (the model cannot be copied, or copying loses a view's
-    shared memory), the rule PyTorch follows stands in: buffers are replaced, and
-    parameters keep their object but get new memory, so only a reference to the
-    parameter object itself stays valid.
+    the copy cannot answer (the model cannot be copied), PyTorch's rule stands in:
+    buffers are replaced, and parameters keep their object but get new memory, so
+    only a reference to the parameter object itself stays valid.
     """
-    table = inventory(model)
     by_rule = {
-        name
-        for name, target in references.items()
-        if table[target].kind != PARAMETER or table[name].tensor is not table[target].tensor
+        name for name, (target, itself) in references.items() if not (itself and target.kind == PARAMETER)
     }
     try:
-        twin = copy.deepcopy(model)
-        before = inventory(twin)
-        asked = {name for name in references if _referenced(before[name].tensor, before) is not None}
+        twin = _copy(model, table)
         with torch.no_grad():
             twin._apply(lambda t: t.clone())
     except Exception:
         return by_rule
     after = inventory(twin)
-    by_copy = {
-        name
-        for name in asked
-        if name not in after or after[name].tensor is None or _referenced(after[name].tensor, after) is None
-    }
-    return by_copy | (by_rule - asked)
+    return {name for name in references if not _still_held(after, name)}
 
 
-def _plain_findings(table: Inventory, model: nn.Module) -> list[Finding]:
-    plain = [row for row in table if row.kind == PLAIN]
-    references = {row.name: target for row in plain if (target := _referenced(row.tensor, table))}
-    stale = _stale_after_conversion(model, references) if references else set()
-    devices = sorted({row.device for row in table if row.kind in _TRACKED and row.tensor is not None})
+def _reference_findings(model: nn.Module, table: Inventory, modules: dict[str, nn.Module]) -> list[Finding]:
+    references = _references(table)
+    if not references:
+        return []
+    stale = _stale_after_conversion(model, table, references)
     findings = []
-    for row in plain:
-        if row.name in references:
-            if row.name in stale:
-                findings.append(_stale_finding(row.name, row.tensor, table[references[row.name]]))
+    for name, (target, itself) in references.items():
+        if name not in stale:
             continue
-        findings.append(_plain_finding(row.name, row.tensor, row.device, devices))
+        owner, _ = _split_owner(name, modules)
+        read = _self_path(owner, target.name) or python_path(target.name)
+        what = (
+            f"the {target.kind} {target.name!r} itself"
+            if itself
+            else f"a view of the {target.kind} {target.name!r} (it shares its memory)"
+        )
+        findings.append(
+            Finding(
+                name,
+                STALE_REFERENCE,
+                f"It is {what}, kept in a plain attribute. {_rule(target)}, so after a move {name} still "
+                "holds the old tensor: its device, dtype and values no longer follow the model.",
+                f"Keep the name, not the tensor: read {read} where you need it (or use a @property "
+                "that returns it).",
+            )
+        )
     return findings
 
 
-def _stale_finding(name: str, tensor: torch.Tensor, target: TensorRow) -> Finding:
+def _rule(target: TensorRow) -> str:
     if target.kind == PARAMETER:
-        change = "give a parameter new memory (the same nn.Parameter, a new .data)"
-    else:
-        change = f"replace a {target.kind} with a new tensor"
-    return Finding(
-        name,
-        STALE_REFERENCE,
-        f"It is {_describe(tensor, target)}, kept in a plain attribute. .to(), .cuda() and "
-        f".double() {change}, so after a move {name} still holds the old one: its device, dtype "
-        "and values no longer follow the model.",
-        f"Keep the name, not the tensor: read self.{target.name} where you need it "
-        "(or use a @property that returns it).",
-    )
+        return f".to(), .cuda(), .double() and .half() {PARAMETER_RULE.removeprefix('they ')}"
+    return BUFFER_RULE
 
 
-def _plain_finding(name: str, tensor: torch.Tensor, device: str, devices: list[str]) -> Finding:
-    where = f"It is on {device}"
-    if devices and devices != [device]:
+# -- modules kept in plain containers -------------------------------------------------------
+
+_CONTAINER_FIX = {
+    "list": ("a plain list", "nn.ModuleList", "self.{attr} = nn.ModuleList([...])"),
+    "tuple": ("a tuple", "nn.ModuleList", "self.{attr} = nn.ModuleList([...])"),
+    "dict": ("a plain dict", "nn.ModuleDict", "self.{attr} = nn.ModuleDict({{...}}) (keys must be strings)"),
+}
+
+
+def _unregistered_findings(
+    model: nn.Module, table: Inventory, modules: dict[str, nn.Module]
+) -> list[Finding]:
+    holders: dict[str, list[TensorRow]] = {}
+    for row in table:
+        if row.unregistered_in is not None:
+            owner, attr = _split_owner(row.unregistered_in, modules)
+            top = attr.split("[", 1)[0].split(".", 1)[0]
+            holders.setdefault(f"{owner}.{top}" if owner else top, []).append(row)
+    findings = []
+    for holder, rows in holders.items():
+        owner, attr = _split_owner(holder, modules) if "." in holder else ("", holder)
+        value = vars(modules.get(owner, model)).get(attr)
+        container = type(value).__name__ if isinstance(value, (list, tuple, dict)) else "attribute"
+        where, fixed, how = _CONTAINER_FIX.get(
+            container,
+            (
+                "an attribute set around nn.Module.__setattr__",
+                "a registered submodule",
+                "assign it as self.{attr} = module",
+            ),
+        )
+        held = sorted({row.unregistered_in for row in rows})
+        tensors = [row for row in rows if row.kind == PLAIN]
+        findings.append(
+            Finding(
+                holder,
+                UNREGISTERED_MODULE,
+                f"{held[0] if len(held) == 1 else short_list(held)}: "
+                f"{'a module' if len(held) == 1 else f'{len(held)} modules'} kept in {where}, which PyTorch "
+                f"does not look into. Their {len(tensors)} tensors "
+                f"({short_list([r.name for r in tensors], 3)}) are missing from parameters() and "
+                "state_dict(): the optimizer never trains them, checkpoints lose them and .to() does "
+                "not move them.",
+                f"Keep them in {fixed}: {how.format(attr=attr)}.",
+            )
+        )
+    return findings
+
+
+# -- plain tensors --------------------------------------------------------------------------
+
+
+def _cleared_by_module(
+    model: nn.Module, table: Inventory, rows: list[TensorRow], modules: dict[str, nn.Module]
+) -> set[str]:
+    """Plain tensors that their module drops or rebuilds itself, in its own train() or _apply().
+
+    Asked of the module: a copy of it is put in training mode, another goes through
+    `_apply`, and a tensor that is gone or replaced afterwards is a cache it manages.
+    """
+    by_owner: dict[str, list[tuple[str, str]]] = {}
+    for row in rows:
+        owner, attr = _split_owner(row.name, modules)
+        module = modules.get(owner, model)
+        if type(module).train is not nn.Module.train or type(module)._apply is not nn.Module._apply:
+            by_owner.setdefault(owner, []).append((row.name, attr))
+    cleared = set()
+    for owner, names in by_owner.items():
+        module = modules.get(owner, model)
+        for step in (lambda m: m.train(True), lambda m: m._apply(lambda t: t.clone())):
+            try:
+                twin = _copy(module, table)
+                before = {row.name: row.tensor for row in inventory(twin)}
+                with torch.no_grad():
+                    step(twin)
+                after = {row.name: row.tensor for row in inventory(twin)}
+            except Exception:
+                continue
+            for name, attr in names:
+                if attr in before and after.get(attr) is not before[attr]:
+                    cleared.add(name)
+    return cleared
+
+
+def is_scalar(row: TensorRow) -> bool:
+    """A 0-dim tensor on the CPU: in arithmetic with tensors on any device or of any dtype PyTorch
+    treats it as a Python number, so leaving it behind at `.to()` breaks nothing. Only a change to
+    it (state that is not saved) is a problem, which needs `audit(model, sample)` to see."""
+    return row.shape == () and row.device == "cpu"
+
+
+def _plain_scalar(row: TensorRow) -> bool:
+    return row.kind == PLAIN and row.unregistered_in is None and is_scalar(row)
+
+
+def _plain_findings(model: nn.Module, table: Inventory, modules: dict[str, nn.Module]) -> list[Finding]:
+    plain = [row for row in table if row.kind == PLAIN and row.unregistered_in is None and not is_scalar(row)]
+    if not plain:
+        return []
+    cleared = _cleared_by_module(model, table, plain, modules)
+    devices = sorted({row.device for row in table if row.kind == PARAMETER or "buffer" in row.kind})
+    return [_plain_finding(row, devices) for row in plain if row.name not in cleared]
+
+
+def _plain_finding(row: TensorRow, devices: list[str]) -> Finding:
+    where = f"It is on {row.device}"
+    if devices and devices != [row.device]:
         where += f" while the model's parameters and buffers are on {', '.join(devices)}"
-    if isinstance(tensor, nn.Parameter):
+    if isinstance(row.tensor, nn.Parameter):
         return Finding(
-            name,
+            row.name,
             PLAIN_TENSOR,
-            f"An nn.Parameter kept in a plain attribute is not registered: it is missing from "
-            f"parameters() and state_dict(), so the optimizer never updates it and .to() never "
+            "An nn.Parameter kept in a plain attribute is not registered: it is missing from "
+            "parameters() and state_dict(), so the optimizer never updates it and .to() never "
             f"moves it. {where}.",
-            "Register it: assign it directly to self, or keep several in an nn.ParameterList "
-            "or nn.ParameterDict.",
+            "Register it: assign it directly to self, or keep several in an nn.ParameterList or "
+            "nn.ParameterDict.",
         )
     return Finding(
-        name,
+        row.name,
         PLAIN_TENSOR,
-        f"A plain tensor attribute: PyTorch does not track it, so it is not in state_dict() and "
+        "A plain tensor attribute: PyTorch does not track it, so it is not in state_dict() and "
         f".to() does not move it. {where}.",
         "Register it as a buffer: register_buffer(name, tensor, persistent=False) if it is "
-        "computed from the constructor's arguments, or with persistent=True if it is state "
-        "to save.",
+        "computed from the constructor's arguments, or with persistent=True if it is state to save.",
     )
 
 
-def _run_copy(model: nn.Module, sample: object) -> tuple[nn.Module | None, str | None]:
+# -- unsaved state --------------------------------------------------------------------------
+
+
+def _run_copy(model: nn.Module, table: Inventory, sample: object) -> tuple[nn.Module | None, str | None]:
     """A copy of `model` after one forward pass on `sample` in training mode, or the error."""
     try:
-        twin = copy.deepcopy(model)
+        twin = _copy(model, table)
     except Exception as error:
         return None, f"could not copy the model to run it ({type(error).__name__}: {error})."
     twin.train()
@@ -245,7 +431,7 @@ def _run_copy(model: nn.Module, sample: object) -> tuple[nn.Module | None, str |
 
 
 def _unsaved_findings(table: Inventory, model: nn.Module, sample: object) -> tuple[list[Finding], list[str]]:
-    twin, error = _run_copy(model, sample)
+    twin, error = _run_copy(model, table, sample)
     if twin is None:
         if error and error.startswith("could not copy"):
             return [], [error]
@@ -261,28 +447,36 @@ def _unsaved_findings(table: Inventory, model: nn.Module, sample: object) -> tup
     after = inventory(twin)
     findings = []
     for row in table:
-        if row.kind != NON_PERSISTENT_BUFFER or row.name not in after:
+        scalar = _plain_scalar(row)
+        if not (row.kind == NON_PERSISTENT_BUFFER or scalar) or row.name not in after or row.shape is None:
             continue
         new = after[row.name].tensor
-        if new is None or new.shape != row.tensor.shape or not torch.equal(new.cpu(), row.tensor.cpu()):
-            findings.append(
-                Finding(
-                    row.name,
-                    UNSAVED_STATE,
-                    "A non-persistent buffer that changed when the model ran in training mode: it is "
-                    "state the model learns, yet state_dict() leaves it out, so every checkpoint loses "
-                    "it and a reloaded model starts again from its initial value.",
-                    "Register it with persistent=True (the default) so it is saved.",
-                )
+        if new is not None and new.shape == row.tensor.shape and torch.equal(new.cpu(), row.tensor.cpu()):
+            continue
+        if scalar:
+            message = (
+                "A plain 0-dim tensor that changed when the model ran in training mode: it is state, "
+                "yet PyTorch does not track it, so state_dict() leaves it out and every checkpoint "
+                "loses it."
             )
+            fix = "Register it as a buffer: self.register_buffer(name, tensor), so it is saved and moved."
+        else:
+            message = (
+                "A non-persistent buffer that changed when the model ran in training mode: it is "
+                "state the model learns, yet state_dict() leaves it out, so every checkpoint loses "
+                "it and a reloaded model starts again from its initial value."
+            )
+            fix = "Register it with persistent=True (the default) so it is saved."
+        findings.append(Finding(row.name, UNSAVED_STATE, message, fix))
     return findings, []
 
 
 def audit(model: nn.Module, sample: object = None) -> Audit:
-    """Find state problems in `model`: stale references, plain tensors and unsaved state.
+    """Find state problems in `model`: unregistered modules, stale references, plain tensors, unsaved state.
 
     With `sample` (an input for `model(sample)`), a copy of the model also runs one
-    forward pass in training mode, to find non-persistent buffers that change. The
+    forward pass in training mode, to find non-persistent buffers and plain 0-dim
+    tensors that change (a plain 0-dim CPU tensor that never changes is no problem). The
     model itself is never changed, and the random number generator is left as it was.
     """
     if not isinstance(model, nn.Module):
@@ -291,14 +485,26 @@ def audit(model: nn.Module, sample: object = None) -> Audit:
             "Pass the model object, e.g. audit(model), not its class or its state_dict()."
         )
     table = inventory(model)
-    findings = _plain_findings(table, model)
+    modules = dict(model.named_modules())
+    findings = _unregistered_findings(model, table, modules)
+    findings += _reference_findings(model, table, modules)
+    findings += _plain_findings(model, table, modules)
     notes: list[str] = []
     if sample is not None:
         unsaved, notes = _unsaved_findings(table, model, sample)
         findings += unsaved
-    elif table.names(NON_PERSISTENT_BUFFER):
-        notes.append(
-            "non-persistent buffers were not run: pass audit(model, sample) to check that none of "
-            "them changes while the model trains."
-        )
+    else:
+        unchecked = [
+            what
+            for what, present in (
+                ("non-persistent buffers", table.names(NON_PERSISTENT_BUFFER)),
+                ("plain 0-dim tensors", [r for r in table if _plain_scalar(r)]),
+            )
+            if present
+        ]
+        if unchecked:
+            notes.append(
+                f"{' and '.join(unchecked)} were not run: pass audit(model, sample) to check that none of "
+                "them changes while the model trains."
+            )
     return Audit(table.title, findings, len(table), notes)

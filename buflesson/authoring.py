@@ -19,6 +19,7 @@ import copy
 import hashlib
 import os
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -224,6 +225,49 @@ def coalesce_streams(outputs: list) -> list:
     return joined
 
 
+# An absolute path up to an installed package: /home/me/.venv/lib/python3.11/site-packages/torch/...
+_SITE_PACKAGES_RE = re.compile(r"(?:[A-Za-z]:)?[/\\][^\s\"'<>|\x1b]*?[/\\](site|dist)-packages(?=[/\\])")
+
+
+def machine_paths() -> list[tuple[str, str]]:
+    """(path, what to show instead) for the folders of this machine a traceback may name, longest first.
+
+    Installed packages become `site-packages/...`, the standard library `python3.X/...`, this checkout
+    a path relative to it, and the home folder `~`.
+    """
+    import sysconfig
+
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    checkout = Path(__file__).resolve().parent.parent
+    pairs = [(sysconfig.get_paths()[key], "site-packages") for key in ("purelib", "platlib")]
+    pairs += [(sysconfig.get_paths()["stdlib"], version), (str(checkout), "."), (str(Path.home()), "~")]
+    return sorted(
+        {(path.rstrip("/\\"), short) for path, short in pairs if len(path) > 1}, key=lambda p: -len(p[0])
+    )
+
+
+def strip_machine_paths(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Replace this machine's folders in stored tracebacks and stderr with short, portable ones.
+
+    A notebook's outputs are read online and compared in CI; `/home/me/.venv/lib/python3.11/...`
+    in them says nothing to a reader and differs on every machine.
+    """
+    pairs = [(re.compile(re.escape(path) + r"(?=[/\\])"), short) for path, short in machine_paths()]
+
+    def clean(text: str) -> str:
+        for path, short in pairs:
+            text = path.sub(short, text)
+        return _SITE_PACKAGES_RE.sub(lambda match: f"{match[1]}-packages", text)
+
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.get("output_type") == "error":
+                output["traceback"] = [clean(line) for line in output.get("traceback", [])]
+            elif output.get("output_type") == "stream" and output.get("name") == "stderr":
+                output["text"] = clean(output["text"])
+    return nb
+
+
 def exercise_titles() -> dict[str, str]:
     """The registered title of every exercise, by id."""
     from buflesson.checks import exercises
@@ -244,12 +288,12 @@ def build_student_notebooks(
         changed = stable_ids(answer)
         changed = sync_headings(answer, exercise_titles()) or changed
         if run:
-            execute(answer, out_dir)
+            strip_machine_paths(execute(answer, out_dir))
         if run or changed:
             nbformat.write(answer, path)
         student = student_notebook(answer)
         if run:
-            execute(student, out_dir)
+            strip_machine_paths(execute(student, out_dir))
         target = out_dir / path.name
         nbformat.write(student, target)
         written.append(target)

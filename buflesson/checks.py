@@ -119,6 +119,13 @@ def run_test(exercise_id: str, title: str, passed: str, test: Test, answer: Remo
         kind = answer.kind
         if kind == "placeholder":
             raise NotAttempted
+        defined_in = str(answer.info.get("defined_in") or "")
+        if kind == "function" and (defined_in == "buflesson" or defined_in.startswith("buflesson.")):
+            raise Fail(
+                "{name} is buflesson's own, not your answer.",
+                "Write the answer yourself in the exercise cell and pass what you wrote.",
+                name=answer.name,
+            )
         if kind == "none":
             raise Fail(
                 "The answer is None.",

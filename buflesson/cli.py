@@ -1,19 +1,25 @@
-"""The `buflesson` command: a thin layer over functions that return results."""
+"""The `buflesson` command: a thin layer over functions that return results.
+
+A run that cannot go on says so in one line and exits 2: misuse, or an error of the file system
+(a full disk, a quota, a read-only folder). Ctrl-C prints one line and exits 130. Both lines say
+what is kept and how to go on (`grade` resumes where it stopped when run again).
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
 import sys
+import threading
 from pathlib import Path
 
 
 def _answers(given: str | None) -> Path:
     """The answer notebooks: `--answers`, else ./notebooks/answers, else those of this checkout."""
-    if given:
-        return Path(given)
-    here = Path("notebooks", "answers")
-    checkout = Path(__file__).resolve().parent.parent / "notebooks" / "answers"
-    return here if here.is_dir() or not checkout.is_dir() else checkout
+    from buflesson.workspace import course_answers
+
+    return course_answers(given)
 
 
 def _notebooks(args: argparse.Namespace) -> int:
@@ -90,7 +96,7 @@ def _grade(args: argparse.Namespace) -> int:
             on_result=fresh.append,
         )
     except GradeError as error:
-        print(f"buflesson grade: {error}", file=sys.stderr)
+        _say(f"buflesson grade: {error}")
         return 2
     print(summary(results, Path(args.out), len(fresh)))
     return 0
@@ -102,7 +108,7 @@ def _merge(args: argparse.Namespace) -> int:
     try:
         print(merge_parts([Path(p) for p in args.parts], Path(args.out)))
     except GradeError as error:
-        print(f"buflesson gradebook merge: {error}", file=sys.stderr)
+        _say(f"buflesson gradebook merge: {error}")
         return 2
     return 0
 
@@ -114,6 +120,11 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser of the `buflesson` command."""
     top = argparse.ArgumentParser(prog="buflesson", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
+
+    # Listed here for --help; `main` hands its arguments to buflesson.lab, which passes unknown ones on.
+    sub.add_parser(
+        "lab", add_help=False, help="students: open your own copy of the lessons in JupyterLab (any OS)"
+    )
 
     nbs = sub.add_parser(
         "notebooks",
@@ -175,11 +186,78 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _say(line: str) -> None:
+    """One line on stderr, control characters shown as escapes (it may quote submitted names)."""
+    from buflesson.grading.text import printable
+
+    print(printable(line), file=sys.stderr)
+
+
+FIXES = {
+    errno.ENOSPC: "free some space, then ",
+    errno.EDQUOT: "free some space, then ",
+    errno.EROFS: "make it writable, then ",
+    errno.EACCES: "make it writable, then ",
+    errno.EPERM: "make it writable, then ",
+}
+
+
+def _kept(args: argparse.Namespace, fix: str) -> str:
+    """What a stopped command leaves behind, and how to go on."""
+    if args.command == "grade":
+        try:
+            stored = sum(1 for _ in Path(args.out, "results").glob("*.json"))
+        except OSError:
+            stored = 0
+        kept = f"{stored} graded notebook{'s' * (stored != 1)} kept in {Path(args.out, 'results')}"
+        return f"{kept}; {fix}run the same command again to grade the rest"
+    return f"{fix}run the same command again"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
+def _interrupt_once(signum, frame) -> None:
+    """SIGINT while a command runs: KeyboardInterrupt once; more Ctrl-C cannot cut the cleanup
+    short (children killed, the gradebook written) or print a traceback as the process exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _stopped(args: argparse.Namespace, error: BaseException) -> int:
+    """Report a command stopped by Ctrl-C (exit 130) or an OSError (exit 2) in one line. SIGINT
+    stays ignored from here on: the process is about to exit."""
+    command = " ".join(filter(None, ("buflesson", args.command, getattr(args, "action", None))))
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if isinstance(error, OSError):
+        where = f" ({error.filename})" if error.filename else ""
+        fix = FIXES.get(error.errno or 0, "")
+        _say(f"{command}: {error.strerror or error}{where}. {_sentence(_kept(args, fix))}")
+        return 2
+    _say(f"{command}: interrupted. {_sentence(_kept(args, ''))}")
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `buflesson` command."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lab"]:
+        from buflesson.lab import main as lab
+
+        return lab(argv[1:])
     args = parser().parse_args(argv)
-    return args.run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    watch = threading.current_thread() is threading.main_thread()
+    watch = watch and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if watch:
+        signal.signal(signal.SIGINT, _interrupt_once)
+    stopped = False
+    try:
+        return args.run(args)
+    except (KeyboardInterrupt, OSError) as error:
+        stopped = True
+        return _stopped(args, error)
+    finally:
+        if watch and not stopped:
+            signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,77 +1,76 @@
-"""`inventory(module)`: every tensor a module holds, and what PyTorch does with each."""
+"""`inventory(module)`: every tensor a module holds, and what PyTorch does with each.
+
+The account is PyTorch's own: every name `named_parameters()`, `named_buffers()`
+(both with `remove_duplicate=False`) and `state_dict()` give is covered, a tensor
+registered under several names is one row that lists its other names, and the plain
+attributes PyTorch does not track are added (see `buflesson.state_walk`).
+"""
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterator
-from dataclasses import dataclass
+import difflib
+from collections.abc import Iterable, Iterator
 
-import torch
 from torch import nn
 
-PARAMETER = "parameter"
-BUFFER = "buffer"
-NON_PERSISTENT_BUFFER = "non-persistent buffer"
-NONE_BUFFER = "None buffer"
-PLAIN = "plain attribute"
+from buflesson import inventory_view
+from buflesson.rows import (
+    BUFFER,
+    COLUMNS,
+    COMPUTED,
+    EXTRA_STATE,
+    KINDS,
+    NON_PERSISTENT_BUFFER,
+    NONE_BUFFER,
+    PARAMETER,
+    PLAIN,
+    REFERENCE,
+    REGISTERED,
+    TensorRow,
+)
+from buflesson.state_walk import collect
 
-_MAX_DEPTH = 4  # how deep to look into lists, tuples and dicts held as attributes
-
-
-@dataclass(frozen=True)
-class TensorRow:
-    """One tensor of a module: where it lives and how PyTorch treats it."""
-
-    name: str
-    kind: str
-    in_state_dict: bool
-    follows_to: bool
-    stepped_by_optimizer: bool
-    requires_grad: bool
-    device: str
-    dtype: str
-    shape: tuple[int, ...] | None
-    tensor: torch.Tensor | None = None
-
-    def cells(self) -> list[str]:
-        """The row as the strings shown in a table."""
-        shape = "-" if self.shape is None else str(tuple(self.shape))
-        return [
-            self.name,
-            self.kind,
-            _yes(self.in_state_dict),
-            _yes(self.follows_to),
-            _yes(self.stepped_by_optimizer),
-            _yes(self.requires_grad),
-            self.device,
-            self.dtype,
-            shape,
-        ]
-
-
-COLUMNS = [
-    "name",
-    "kind",
-    "in state_dict",
-    "follows .to()",
-    "stepped by optimizer",
-    "requires grad",
-    "device",
-    "dtype",
-    "shape",
+__all__ = [
+    "BUFFER",
+    "COLUMNS",
+    "COMPUTED",
+    "EXTRA_STATE",
+    "KINDS",
+    "NON_PERSISTENT_BUFFER",
+    "NONE_BUFFER",
+    "PARAMETER",
+    "PLAIN",
+    "REFERENCE",
+    "REGISTERED",
+    "Inventory",
+    "TensorRow",
+    "inventory",
 ]
 
 
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
 class Inventory:
-    """The rows of `inventory`: a table in Jupyter, aligned text elsewhere."""
+    """The rows of `inventory`: a summary and a table in Jupyter, aligned text elsewhere.
 
-    def __init__(self, rows: list[TensorRow], title: str = "") -> None:
+    Iterating gives every row (one per tensor); the display folds repeated blocks
+    unless `expand` is set. `model_rows` are all the model's rows, `rows` the ones
+    kept by a kind filter.
+    """
+
+    def __init__(
+        self,
+        rows: list[TensorRow],
+        title: str = "",
+        *,
+        expand: bool = False,
+        model_rows: list[TensorRow] | None = None,
+        kinds: tuple[str, ...] = (),
+    ) -> None:
         self.rows = rows
         self.title = title
+        self.expand = expand
+        self.model_rows = model_rows if model_rows is not None else rows
+        self.kinds = kinds
+        self._index: dict[str, TensorRow] | None = None
 
     def __iter__(self) -> Iterator[TensorRow]:
         return iter(self.rows)
@@ -79,109 +78,83 @@ class Inventory:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def _names(self) -> dict[str, TensorRow]:
+        if self._index is None:
+            self._index = {}
+            for row in self.rows:
+                for name in (*row.names, *row.held_by):
+                    self._index.setdefault(name, row)
+        return self._index
+
     def __getitem__(self, name: str) -> TensorRow:
-        for row in self.rows:
-            if row.name == name:
-                return row
-        raise KeyError(f"no tensor named {name!r}; names: {', '.join(self.names())}")
+        """The row of the tensor called `name`: by its first name, another name, or a plain attribute
+        that holds it."""
+        row = self._names().get(name)
+        if row is None:
+            close = difflib.get_close_matches(str(name), list(self._names()), n=3)
+            names = self.names()
+            shown = ", ".join(names[:12]) + (f" (+{len(names) - 12} more)" if len(names) > 12 else "")
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise KeyError(f"no tensor named {name!r}{hint} Names: {shown}")
+        return row
 
     def __contains__(self, name: object) -> bool:
-        return any(row.name == name for row in self.rows)
+        return isinstance(name, str) and name in self._names()
 
     def names(self, kind: str | None = None) -> list[str]:
-        """Qualified names of the rows, optionally only those of one kind."""
+        """First names of the rows, optionally only those of one kind."""
         return [row.name for row in self.rows if kind is None or row.kind == kind]
 
+    def only(self, *kinds: str) -> Inventory:
+        """The same inventory showing only rows of these kinds (the summary still covers every row)."""
+        wanted = _kinds(kinds)
+        rows = [row for row in self.rows if row.kind in wanted]
+        ordered = tuple(kind for kind in KINDS if kind in wanted)
+        return Inventory(rows, self.title, expand=self.expand, model_rows=self.model_rows, kinds=ordered)
+
+    def expanded(self) -> Inventory:
+        """The same inventory listing every row, repeated blocks not folded."""
+        return Inventory(self.rows, self.title, expand=True, model_rows=self.model_rows, kinds=self.kinds)
+
     def __str__(self) -> str:
-        table = [COLUMNS] + [row.cells() for row in self.rows]
-        widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
-        lines = [
-            "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        if not self.rows:
-            lines.append("(no tensors)")
-        if self.title:
-            lines.insert(0, self.title)
-        return "\n".join(lines)
+        return inventory_view.to_text(self.title, self.model_rows, self.rows, self.expand, self.kinds)
 
     def __repr__(self) -> str:
         return str(self)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in COLUMNS)
-        body = []
-        for row in self.rows:
-            cells = "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in row.cells())
-            body.append(f"<tr class='buflesson-{row.kind.replace(' ', '-')}'>{cells}</tr>")
-        if not self.rows:
-            body.append(f"<tr><td colspan='{len(COLUMNS)}'>(no tensors)</td></tr>")
-        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
-        return (
-            f"<table class='buflesson-inventory'>{caption}<thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>"
-        )
+        return inventory_view.to_html(self.title, self.model_rows, self.rows, self.expand, self.kinds)
 
 
-def _tensor_row(name: str, kind: str, tensor: torch.Tensor) -> TensorRow:
-    tracked = kind in (PARAMETER, BUFFER, NON_PERSISTENT_BUFFER)
-    return TensorRow(
-        name=name,
-        kind=kind,
-        in_state_dict=kind in (PARAMETER, BUFFER),
-        follows_to=tracked,
-        stepped_by_optimizer=kind == PARAMETER and tensor.requires_grad,
-        requires_grad=tensor.requires_grad,
-        device=str(tensor.device),
-        dtype=str(tensor.dtype).removeprefix("torch."),
-        shape=tuple(tensor.shape),
-        tensor=tensor,
-    )
+def _kinds(kinds: Iterable[str]) -> set[str]:
+    wanted = set()
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+        wanted.add(kind)
+    return wanted
 
 
-def _plain_tensors(value: object, name: str, depth: int) -> Iterator[tuple[str, torch.Tensor]]:
-    """Tensors inside an attribute value, looking into lists, tuples and dicts."""
-    if isinstance(value, torch.Tensor):
-        yield name, value
-    elif depth < _MAX_DEPTH and isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _plain_tensors(item, f"{name}[{i}]", depth + 1)
-    elif depth < _MAX_DEPTH and isinstance(value, dict):
-        for key, item in value.items():
-            yield from _plain_tensors(item, f"{name}[{key!r}]", depth + 1)
-
-
-def _module_rows(prefix: str, module: nn.Module) -> Iterator[TensorRow]:
-    for name, param in module._parameters.items():
-        if param is not None:
-            yield _tensor_row(prefix + name, PARAMETER, param)
-    for name, buf in module._buffers.items():
-        if buf is None:
-            yield TensorRow(prefix + name, NONE_BUFFER, False, False, False, False, "-", "-", None)
-        elif name in module._non_persistent_buffers_set:
-            yield _tensor_row(prefix + name, NON_PERSISTENT_BUFFER, buf)
-        else:
-            yield _tensor_row(prefix + name, BUFFER, buf)
-    for name, value in vars(module).items():
-        if name in ("_parameters", "_buffers", "_modules"):
-            continue
-        for qualified, tensor in _plain_tensors(value, prefix + name, 0):
-            yield _tensor_row(qualified, PLAIN, tensor)
-
-
-def inventory(module: nn.Module) -> Inventory:
+def inventory(
+    module: nn.Module, *, expand: bool = False, kind: str | Iterable[str] | None = None
+) -> Inventory:
     """List every tensor `module` holds, in every submodule, one row each.
 
-    Rows cover parameters, buffers (persistent, non-persistent and None) and plain
-    tensor attributes that PyTorch does not track, including tensors inside lists,
-    tuples and dicts held as attributes.
+    Rows cover parameters, buffers (persistent, non-persistent and None), state_dict
+    entries that are no registered tensor (extra state, packed quantized weights),
+    tensors computed from registered ones (parametrizations, weight_norm), plain tensor
+    attributes (also inside lists, tuples and dicts, and the tensors of modules kept
+    there), and plain attributes that refer to registered tensors.
+
+    Repeated blocks are shown folded (`h.{0..11}.attn.c_attn.weight`); `expand=True`
+    shows every row. `kind` keeps only rows of that kind (or kinds), e.g. `"buffer"`.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(
             f"inventory() expects a torch.nn.Module instance, got {type(module).__name__}. "
             "Pass the model object, e.g. inventory(model), not its class or its state_dict()."
         )
-    rows: list[TensorRow] = []
-    for prefix, sub in module.named_modules():
-        rows.extend(_module_rows(f"{prefix}." if prefix else "", sub))
-    return Inventory(rows, title=type(module).__name__)
+    table = Inventory(collect(module), title=type(module).__name__, expand=expand)
+    if kind is not None:
+        table = table.only(*([kind] if isinstance(kind, str) else kind))
+    return table

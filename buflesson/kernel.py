@@ -1,8 +1,8 @@
 """The project's Jupyter kernel, "Python (buflesson)": IPython with buflesson's extension loaded.
 
-`install_kernelspec()` (run by `make`, or `python -m buflesson.kernel`) registers the kernel in the
-virtual environment with `--IPKernelApp.extensions=buflesson.kernel`, so every lesson kernel calls
-`load_ipython_extension` at start. That function is only a loader: each feature lives in its own
+`install_kernelspec()` (run by `make`, `buflesson lab`, or `python -m buflesson.kernel`) registers the
+kernel in the virtual environment with `--IPKernelApp.extensions=buflesson.kernel`, so every lesson
+kernel calls `load_ipython_extension` at start. That function is only a loader: each feature lives in its own
 module with an `install(ip)` function, listed in FEATURES. A feature that changes how errors look
 wraps `ip.InteractiveTB.structured_traceback` and hands the errors it leaves alone to the function
 it wrapped, so features compose.
@@ -18,7 +18,9 @@ from pathlib import Path
 KERNEL_NAME = "buflesson"
 DISPLAY_NAME = "Python (buflesson)"
 EXTENSION_ARGUMENT = "--IPKernelApp.extensions=buflesson.kernel"
-FEATURES = ("buflesson.tracebacks",)
+# In this order: tracebacks imports torch; warmup then loads torch's lazy parts in the background;
+# guidance wraps the short tracebacks, so its line stands above them.
+FEATURES = ("buflesson.tracebacks", "buflesson.warmup", "buflesson.guidance")
 
 
 def load_ipython_extension(ip) -> None:

@@ -1,7 +1,9 @@
-"""`python -m buflesson.lab`: JupyterLab set up for the lessons (what `make lab` runs).
+"""`buflesson lab` (and `make lab`): JupyterLab on the student's own working copy of the lessons.
 
-It opens on the first lesson, starts new notebooks on the project's kernel, and turns off
-JupyterLab's first-run pop-ups through settings overrides installed into the environment.
+It copies the handout into `my-lessons/` (buflesson.workspace: made on first run, never overwritten),
+registers the project's kernel "Python (buflesson)" (buflesson.kernel) if it is missing, turns off
+JupyterLab's first-run pop-ups through settings overrides installed into the environment, and starts
+JupyterLab on that folder alone, opening lesson 1. It works the same on every OS, with or without make.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
-KERNEL = "buflesson"  # the kernelspec `make` registers in the virtual environment
-LESSONS = "[0-9][0-9]-*.ipynb"
+from buflesson import kernel, workspace
+
+KERNEL = kernel.KERNEL_NAME  # the kernelspec registered in the virtual environment
+lessons = workspace.lessons
 
 # Admin defaults for every user of this environment; a user's own settings still win.
 OVERRIDES = {
@@ -22,11 +27,6 @@ OVERRIDES = {
     # No extension manager: it asks PyPI over the network and warns about untrusted extensions.
     "@jupyterlab/extensionmanager-extension:plugin": {"enabled": False},
 }
-
-
-def lessons(root: Path) -> list[Path]:
-    """The student notebooks of `root`, in lesson order (`01-...`, `02-...`)."""
-    return sorted(root.glob(LESSONS))
 
 
 def install_overrides(prefix: str = sys.prefix) -> Path:
@@ -40,8 +40,25 @@ def install_overrides(prefix: str = sys.prefix) -> Path:
     return path
 
 
-def lab_command(root: Path, port: int, extra: list[str] = ()) -> list[str]:
-    """The `jupyter lab` command line serving `root`, opening its first lesson."""
+def install_kernel(prefix: str = sys.prefix) -> Path:
+    """Register the project's kernel (buflesson.kernel) unless it is already there for this Python."""
+    path = Path(prefix, "share", "jupyter", "kernels", KERNEL, "kernel.json")
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        spec = {}
+    argv = spec.get("argv", [])
+    if (
+        argv[:1] != [sys.executable]
+        or kernel.EXTENSION_ARGUMENT not in argv
+        or spec.get("display_name") != kernel.DISPLAY_NAME
+    ):
+        kernel.install_kernelspec(prefix)
+    return path
+
+
+def lab_command(root: Path, port: int, extra: list[str] = (), first: Path | None = None) -> list[str]:
+    """The `jupyter lab` command line serving `root` alone and opening `first` (default: lesson 1)."""
     command = [
         sys.executable,
         "-m",
@@ -52,22 +69,88 @@ def lab_command(root: Path, port: int, extra: list[str] = ()) -> list[str]:
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--ServerApp.allow_root=True")  # containers and CI machines run as root
-    first = lessons(root)
-    if first:
-        command.append(f"--LabApp.default_url=/lab/tree/{first[0].name}")
+    if first is None:
+        first = next(iter(lessons(root)), None)
+    if first is not None:
+        command.append(f"--LabApp.default_url=/lab/tree/{Path(first).relative_to(root).as_posix()}")
     return command + list(extra)
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _report(sync: workspace.SyncReport, shown: Path) -> None:
+    if sync.added and not sync.kept:
+        _say(f"Made your working copy of the {len(sync.added)} lessons in {shown}/ (no outputs, no answers).")
+    elif sync.added:
+        names = ", ".join(path.name for path in sync.added)
+        _say(f"New lessons copied into {shown}/: {names}.")
+    for path in sync.updated_in_course:
+        _say(
+            f"{path.stem} has changed in the course since your copy was made; your copy is kept. "
+            f"For the new version: buflesson lab --reset {path.name[:2]} "
+            f"(your copy goes to {workspace.BACKUPS}/)."
+        )
+
+
+def run(command: list[str], replace: bool = os.name == "posix") -> int:
+    """Replace this process with `command` (POSIX), or run it and pass on its exit status (Windows)."""
+    sys.stdout.flush()
+    if replace:
+        os.execv(command[0], command)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 130
+
+
+def parser() -> argparse.ArgumentParser:
+    """The options of `buflesson lab`; anything else is passed on to `jupyter lab`."""
+    lab = argparse.ArgumentParser(
+        prog="buflesson lab",
+        description="Open your own copy of the lessons in JupyterLab. Other options go to jupyter lab.",
+    )
+    lab.add_argument("--dir", help=f"your working copy (default: {workspace.WORKSPACE}/ next to notebooks/)")
+    lab.add_argument("--answers", help="the course's answer notebooks (default: notebooks/answers)")
+    lab.add_argument("--port", type=int, default=8888, help="first port to try (default 8888)")
+    lab.add_argument(
+        "--reset",
+        metavar="LESSON",
+        action="append",
+        default=[],
+        help="replace one lesson (e.g. 05) with a fresh copy first; yours is kept in backups/",
+    )
+    lab.add_argument("--serve", metavar="FOLDER", help="maintainers: serve FOLDER as it is, no working copy")
+    return lab
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Install the settings overrides, then replace this process with JupyterLab."""
-    parser = argparse.ArgumentParser(prog="python -m buflesson.lab", description=__doc__)
-    parser.add_argument("--notebooks", default="notebooks", help="folder to serve (default: notebooks)")
-    parser.add_argument("--port", type=int, default=8888)
-    args, extra = parser.parse_known_args(argv)
+    """Prepare the working copy, then run JupyterLab on it."""
+    args, extra = parser().parse_known_args(argv)
+    answers = workspace.course_answers(args.answers)
+    first = None
+    if args.serve:
+        root = Path(args.serve).resolve()
+    else:
+        root = Path(args.dir).resolve() if args.dir else workspace.default_folder(answers)
+        shown = os.path.relpath(root) if root.is_relative_to(Path.cwd()) else str(root)
+        try:
+            for which in args.reset:
+                fresh, backup = workspace.reset(answers, root, which)
+                kept = f"; your copy is now {os.path.relpath(backup, root)}" if backup else ""
+                _say(f"Reset {fresh.name} to a fresh copy{kept}.")
+            sync = workspace.sync(answers, root)
+        except (OSError, ValueError) as error:
+            print(f"buflesson lab: {error}", file=sys.stderr)
+            return 2
+        _report(sync, shown)
+        if args.reset:
+            first = root / workspace.find_lesson(answers, args.reset[-1]).name
+        _say(f"Opening JupyterLab on {shown}/ (your work is saved there). Stop it with Ctrl+C.")
     install_overrides()
-    command = lab_command(Path(args.notebooks).resolve(), args.port, extra)
-    os.execv(command[0], command)
-    return 1  # not reached
+    install_kernel()
+    return run(lab_command(root, args.port, extra, first))
 
 
 if __name__ == "__main__":

@@ -11,12 +11,28 @@ FAILED = "failed"
 NOT_ATTEMPTED = "not attempted"
 
 _LABELS = {PASSED: "PASSED", FAILED: "NOT YET", NOT_ATTEMPTED: "NOT ATTEMPTED YET"}
-# Dark text on a light fill keeps the box readable in JupyterLab's light and dark themes.
-_COLOURS = {
-    PASSED: ("#e6f4ea", "#1e7b34", "#0b3d17"),
-    FAILED: ("#fdecea", "#b3261e", "#4a0d0a"),
-    NOT_ATTEMPTED: ("#eef1f5", "#5f6b7a", "#1f2933"),
+# Each box follows the JupyterLab theme through its CSS variables: the accent is the theme's
+# success, error or neutral colour; the fill is that accent mixed lightly into the page background;
+# the text is the theme's own content colour (black on light themes, white on dark ones). Outside
+# JupyterLab (no variables) the fallbacks give the light look.
+_ACCENTS = {
+    PASSED: "var(--jp-success-color1, #1e7b34)",
+    FAILED: "var(--jp-error-color1, #b3261e)",
+    NOT_ATTEMPTED: "var(--jp-layout-color4, #5f6b7a)",
 }
+_PAGE = "var(--jp-layout-color0, #ffffff)"
+_TEXT = "var(--jp-content-font-color0, #111111)"
+_FONT = "var(--jp-content-font-family, sans-serif)"
+
+
+def box_style(status: str) -> str:
+    """The inline CSS of a check box of `status`, in the colours of the current JupyterLab theme."""
+    accent = _ACCENTS[status]
+    return (
+        f"background:color-mix(in srgb, {accent} 13%, {_PAGE});color:{_TEXT};"
+        f"border-left:6px solid {accent};padding:8px 12px;margin:4px 0;border-radius:4px;"
+        f"font-family:{_FONT};line-height:1.4"
+    )
 
 
 def _html(text: str) -> str:
@@ -52,14 +68,12 @@ class CheckResult:
         return str(self)
 
     def _repr_html_(self) -> str:
-        fill, border, text = _COLOURS[self.status]
         hint = ""
         if self.hint:
             hint = f'<div style="margin-top:4px"><b>Hint:</b> {_html(self.hint)}</div>'
         return (
             f'<div class="buflesson-check buflesson-{self.status.replace(" ", "-")}" '
-            f'style="background:{fill};color:{text};border-left:6px solid {border};'
-            f'padding:8px 12px;margin:4px 0;border-radius:4px;font-family:sans-serif">'
+            f'style="{box_style(self.status)}">'
             f"<b>{_LABELS[self.status]}</b> &middot; Exercise {html.escape(self.exercise)}: "
             f"{_html(self.title)}"
             f'<div style="margin-top:4px">{_html(self.message)}</div>{hint}</div>'

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
-from matplotlib.figure import Figure
 from torch import nn
+
+from buflesson.figures import styled
+
+if TYPE_CHECKING:  # matplotlib is imported by the plot itself: `import buflesson` stays light
+    from matplotlib.figure import Figure
 
 TRUE_MEAN = 2.0
 TRUE_STD = 1.5
@@ -51,20 +56,23 @@ def plot_running_mean(
 
     Uses `seeded_batches()` unless `batches` is given; the figure is the same on every run.
     """
+    from matplotlib.figure import Figure
+
     if batches is None:
         batches = seeded_batches()
     steps = torch.arange(batches.shape[0] + 1)
-    figure = Figure(figsize=(10, 4), dpi=100, layout="constrained")
-    axes = figure.subplots(1, len(momenta), sharey=True, squeeze=False)[0]
-    for ax, momentum in zip(axes, momenta, strict=True):
-        running, batch_means = running_mean_trace(batches, momentum)
-        ax.plot(steps[1:], batch_means, "o", color="0.6", markersize=4, label="batch mean")
-        ax.plot(steps, running, "-", color="tab:blue", linewidth=2, label="running_mean")
-        ax.axhline(true_mean, color="tab:red", linestyle="--", label=f"true mean ({true_mean:g})")
-        ax.set_title(f"momentum = {momentum:g}")
-        ax.set_xlabel("step (forward passes in train() mode)")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("mean of feature 0")
-    axes[0].legend(loc="lower right")
-    figure.suptitle("BatchNorm1d.running_mean moves towards the data mean without any optimizer")
+    with styled():
+        figure = Figure(figsize=(10, 4), dpi=100, layout="constrained")
+        axes = figure.subplots(1, len(momenta), sharey=True, squeeze=False)[0]
+        for ax, momentum in zip(axes, momenta, strict=True):
+            running, batch_means = running_mean_trace(batches, momentum)
+            ax.plot(steps[1:], batch_means, "o", color="0.55", markersize=4, label="batch mean")
+            ax.plot(steps, running, "-", color="tab:blue", linewidth=2, label="running_mean")
+            ax.axhline(true_mean, color="tab:red", linestyle="--", label=f"true mean ({true_mean:g})")
+            ax.set_title(f"momentum = {momentum:g}")
+            ax.set_xlabel("step (forward passes in train() mode)")
+            ax.grid()
+        axes[0].set_ylabel("mean of feature 0")
+        axes[0].legend(loc="lower right")
+        figure.suptitle("BatchNorm1d.running_mean moves towards the data mean without any optimizer")
     return figure

@@ -7,22 +7,28 @@ figure is built without pyplot, so Jupyter shows it once, where the cell returns
 
 from __future__ import annotations
 
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import FancyBboxPatch, Patch
+from typing import TYPE_CHECKING
+
 from torch import nn
 
+from buflesson.figures import FAINT, INK, styled
 from buflesson.inventory import (
     BUFFER,
+    COMPUTED,
+    EXTRA_STATE,
     NON_PERSISTENT_BUFFER,
     NONE_BUFFER,
     PARAMETER,
     PLAIN,
+    REFERENCE,
     TensorRow,
     inventory,
 )
 
-KIND_ORDER = [PARAMETER, BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PLAIN]
+if TYPE_CHECKING:  # matplotlib is imported by state_map itself: `import buflesson` stays light
+    from matplotlib.figure import Figure
+
+KIND_ORDER = [PARAMETER, BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PLAIN, REFERENCE, COMPUTED, EXTRA_STATE]
 # Okabe-Ito colours: distinct for the common kinds of colour blindness.
 KIND_COLOURS = {
     PARAMETER: "#0072B2",
@@ -30,13 +36,16 @@ KIND_COLOURS = {
     NON_PERSISTENT_BUFFER: "#E69F00",
     NONE_BUFFER: "#999999",
     PLAIN: "#D55E00",
+    REFERENCE: "#56B4E9",
+    COMPUTED: "#CC79A7",
+    EXTRA_STATE: "#F0E442",
 }
 COLUMNS = [
     ("saved", "in state_dict()"),
     ("moved", "by .to()"),
     ("trained", "by optimizer.step()"),
 ]
-_NO_EDGE = "#b0b0b0"
+_NO_EDGE = INK  # a "no" tile is an outline only: no fill to glare on a dark page
 
 
 def _ink(fill: str) -> str:
@@ -65,64 +74,69 @@ def state_map(model: nn.Module, title: str | None = None) -> Figure:
 
     Returns a matplotlib `Figure`; in Jupyter, end a cell with it to show it.
     """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import FancyBboxPatch, Patch
+
     rows = _ordered(list(inventory(model)))
-    height = 1.9 + 0.42 * max(len(rows), 1)
-    fig = Figure(figsize=(8.0, height), layout="constrained")
-    ax = fig.add_subplot()
-    for y, row in enumerate(rows):
-        colour = KIND_COLOURS[row.kind]
-        for x, flag in enumerate(_flags(row)):
-            ax.add_patch(
-                FancyBboxPatch(
-                    (x - 0.34, y - 0.34),
-                    0.68,
-                    0.68,
-                    boxstyle="round,pad=0,rounding_size=0.08",
-                    facecolor=colour if flag else "white",
-                    edgecolor=colour if flag else _NO_EDGE,
-                    linewidth=1.2,
+    with styled():
+        height = 1.9 + 0.42 * max(len(rows), 1)
+        fig = Figure(figsize=(8.0, height), layout="constrained")
+        ax = fig.add_subplot()
+        for y, row in enumerate(rows):
+            colour = KIND_COLOURS[row.kind]
+            for x, flag in enumerate(_flags(row)):
+                ax.add_patch(
+                    FancyBboxPatch(
+                        (x - 0.34, y - 0.34),
+                        0.68,
+                        0.68,
+                        boxstyle="round,pad=0,rounding_size=0.08",
+                        facecolor=colour if flag else "none",
+                        edgecolor=colour if flag else _NO_EDGE,
+                        linewidth=1.2,
+                    )
                 )
+                ax.text(
+                    x,
+                    y,
+                    "yes" if flag else "no",
+                    ha="center",
+                    va="center",
+                    fontsize=10,
+                    fontweight="bold" if flag else "normal",
+                    color=_ink(colour) if flag else INK,
+                )
+            ax.add_patch(FancyBboxPatch((2.75, y - 0.15), 0.12, 0.3, boxstyle="square,pad=0", color=colour))
+            ax.text(2.95, y, _label(row), ha="left", va="center", fontsize=10)
+        for y in range(1, len(rows)):
+            if rows[y].kind != rows[y - 1].kind:
+                ax.axhline(y - 0.5, color=FAINT, linewidth=0.8)
+        ax.set_xlim(-0.55, 4.7)
+        ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)
+        ax.set_yticks(range(len(rows)), [row.name for row in rows], fontsize=10, family="monospace")
+        ax.set_xticks(range(len(COLUMNS)), [f"{word}\n{how}" for word, how in COLUMNS], fontsize=10)
+        ax.xaxis.tick_top()
+        ax.tick_params(length=0)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        ax.text(2.75, -0.75, "kind", ha="left", va="bottom", fontsize=10)
+        kinds = [kind for kind in KIND_ORDER if any(row.kind == kind for row in rows)]
+        handles = [Patch(facecolor=KIND_COLOURS[kind], label=kind) for kind in kinds]
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="s",
+                linestyle="",
+                markerfacecolor="none",
+                markeredgecolor=_NO_EDGE,
+                markersize=10,
+                label="no",
             )
-            ax.text(
-                x,
-                y,
-                "yes" if flag else "no",
-                ha="center",
-                va="center",
-                fontsize=10,
-                fontweight="bold" if flag else "normal",
-                color=_ink(colour) if flag else "#707070",
-            )
-        ax.add_patch(FancyBboxPatch((2.75, y - 0.15), 0.12, 0.3, boxstyle="square,pad=0", color=colour))
-        ax.text(2.95, y, _label(row), ha="left", va="center", fontsize=10, color="#303030")
-    for y in range(1, len(rows)):
-        if rows[y].kind != rows[y - 1].kind:
-            ax.axhline(y - 0.5, color="#d0d0d0", linewidth=0.8)
-    ax.set_xlim(-0.55, 4.7)
-    ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)
-    ax.set_yticks(range(len(rows)), [row.name for row in rows], fontsize=10, family="monospace")
-    ax.set_xticks(range(len(COLUMNS)), [f"{word}\n{how}" for word, how in COLUMNS], fontsize=10)
-    ax.xaxis.tick_top()
-    ax.tick_params(length=0)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    ax.text(2.75, -0.75, "kind", ha="left", va="bottom", fontsize=10)
-    kinds = [kind for kind in KIND_ORDER if any(row.kind == kind for row in rows)]
-    handles = [Patch(facecolor=KIND_COLOURS[kind], label=kind) for kind in kinds]
-    handles.append(
-        Line2D(
-            [],
-            [],
-            marker="s",
-            linestyle="",
-            markerfacecolor="white",
-            markeredgecolor=_NO_EDGE,
-            markersize=10,
-            label="no",
         )
-    )
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=9)
-    fig.suptitle(title or f"Every tensor of {type(model).__name__}: what is saved, moved and trained")
-    if not rows:
-        ax.text(1, 0, "(no tensors)", ha="center", va="center")
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=9)
+        fig.suptitle(title or f"Every tensor of {type(model).__name__}: what is saved, moved and trained")
+        if not rows:
+            ax.text(1, 0, "(no tensors)", ha="center", va="center")
     return fig

@@ -154,6 +154,9 @@ def op_describe(bench: Workbench, ref: Ref) -> dict:
     obj = bench.get(ref)
     kind = type(obj)
     info: dict = {"type": kind.__name__, "module": getattr(kind, "__module__", "")}
+    defined_in = obj.__dict__.get("__module__") if isinstance(obj, type) else getattr(obj, "__module__", None)
+    if isinstance(defined_in, str) and (isinstance(obj, type) or callable(obj)):
+        info["defined_in"] = defined_in
     if obj is Ellipsis:
         info["kind"] = "placeholder"
     elif obj is None:

@@ -5,7 +5,8 @@ Each lesson's test module defines `RIGHT = {exercise_id: [answer, ...]}` and
 to get the parametrized tests. Every answer is checked under several draws of the checks' random
 sizes and inputs (`BUFLESSON_CHECK_SEED`): a right answer must pass each time, a wrong one must fail
 each time with the message and hint that name its own mistake. `tests/test_corpus.py` holds every
-exercise to at least 3 right and 6 wrong answers.
+exercise to at least 4 right answers (the answer notebook's and 3 written differently) and 6
+wrong ones.
 """
 
 from __future__ import annotations

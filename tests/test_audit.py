@@ -6,9 +6,18 @@ import pytest
 import torch
 from torch import nn
 
-from buflesson import Audit, FreshStats, StaleStats, audit
-from buflesson.audit import FORWARD_FAILS, PLAIN_TENSOR, STALE_REFERENCE, UNSAVED_STATE
-from buflesson.wild import PAIRS
+from buflesson import Audit, StaleStats, audit
+from buflesson.audit import (
+    CONVERSIONS,
+    FORWARD_FAILS,
+    PLAIN_TENSOR,
+    STALE_REFERENCE,
+    UNREGISTERED_MODULE,
+    UNSAVED_STATE,
+    python_path,
+)
+
+from wild_fixed import PAIRS, FreshStats
 
 
 def _sample(cls):
@@ -57,10 +66,10 @@ def test_views_go_stale_parameter_references_do_not_and_unregistered_parameters_
         "extra[0]": PLAIN_TENSOR,
         "row": STALE_REFERENCE,
     }
-    text = str(found)
-    assert "a view of the buffer 'table' (it shares its memory)" in text
-    assert "a view of the parameter 'linear.weight'" in text and "a new .data" in text
-    assert "nn.ParameterList" in text
+    messages = {finding.name: finding.message for finding in found}
+    assert "a view of the buffer 'table' (it shares its memory)" in messages["first_row"]
+    assert "a view of the parameter 'linear.weight'" in messages["row"] and "new .data" in messages["row"]
+    assert "nn.ParameterList" in str(found)
 
 
 def test_a_model_that_cannot_be_copied_falls_back_to_pytorchs_rule():
@@ -142,9 +151,157 @@ def test_text_and_html():
     assert text.startswith("audit(M<1>): 1 state problem found.\n1. stats[0]: stale reference\n")
     assert "   Fix: Keep the name" in text and "Note: a <note>" in text
     html = found._repr_html_()
-    assert "M&lt;1&gt;" in html and "a &lt;note&gt;" in html and "<td><code>stats[0]</code></td>" in html
+    assert (
+        "M&lt;1&gt;" in html
+        and "a &lt;note&gt;" in html
+        and ">stats[0]</span>: <b>stale reference</b>" in html
+    )
+    assert all(len(line) <= 100 for line in text.splitlines())
 
 
 def test_audit_wants_a_module_instance():
     with pytest.raises(TypeError, match="expects a torch.nn.Module instance"):
         audit(StaleStats)
+
+
+# -- real library code: no false alarm ------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_torch_nn_utils_hooks_are_not_stale_or_plain():
+    import torch.nn.utils.prune as prune
+
+    pruned = nn.Sequential(nn.Linear(3, 3))
+    prune.l1_unstructured(pruned[0], "weight", amount=0.5)
+    for model in (
+        nn.Sequential(nn.utils.weight_norm(nn.Linear(3, 3))),
+        nn.Sequential(nn.utils.spectral_norm(nn.Linear(3, 3))),
+        pruned,
+        nn.Sequential(nn.utils.parametrizations.orthogonal(nn.Linear(3, 3))),
+    ):
+        found = audit(model, torch.randn(4, 3))
+        assert found.ok, str(found)
+
+
+class Cache(nn.Module):
+    """A cache of a tensor computed from a parameter, as timm's LeViT keeps its attention biases."""
+
+    def __init__(self, clears_itself: bool) -> None:
+        super().__init__()
+        self.biases = nn.Parameter(torch.ones(3))
+        self.cache: dict[str, torch.Tensor] = {}
+        self.clears_itself = clears_itself
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.clears_itself:
+            self.cache = {}
+        return self
+
+    def forward(self, x):
+        if not self.training:
+            self.cache.setdefault(str(x.device), self.biases * 2)
+        return x + self.cache.get(str(x.device), self.biases * 2)
+
+
+def test_a_cache_the_module_clears_itself_is_no_problem_and_one_it_keeps_is():
+    managed = Cache(clears_itself=True).eval()
+    managed(torch.zeros(3))
+    assert audit(managed).ok
+    kept = Cache(clears_itself=False).eval()
+    kept(torch.zeros(3))
+    assert audit(kept).problems() == {"cache['cpu']": PLAIN_TENSOR}
+
+
+class Layers(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = [nn.Linear(3, 3), nn.BatchNorm1d(3)]
+        self.by_name = {"out": nn.Linear(3, 2)}
+        self.pair = (nn.Linear(3, 3),)
+        self.registered = nn.Linear(3, 3)
+        self.views = [self.registered]  # a registered module in a list: fine
+
+
+def test_modules_kept_in_plain_containers_are_one_finding_each_with_the_container_fix():
+    found = audit(Layers())
+    assert found.problems() == {
+        "layers": UNREGISTERED_MODULE,
+        "by_name": UNREGISTERED_MODULE,
+        "pair": UNREGISTERED_MODULE,
+    }
+    fixes = {finding.name: finding.fix for finding in found}
+    assert fixes["layers"] == "Keep them in nn.ModuleList: self.layers = nn.ModuleList([...])."
+    assert fixes["by_name"].startswith("Keep them in nn.ModuleDict: self.by_name = nn.ModuleDict(")
+    assert "nn.ModuleList" in fixes["pair"]
+    message = next(f.message for f in found if f.name == "layers")
+    assert message.startswith("layers[{0,1}]: 2 modules kept in a plain list")
+    assert "Their 7 tensors" in message
+
+
+def test_a_nested_plain_list_is_named_by_its_full_path():
+    model = nn.Sequential(nn.Linear(2, 2), Layers())
+    assert set(audit(model).problems()) == {"1.layers", "1.by_name", "1.pair"}
+
+
+def test_every_suggested_fix_reads_a_name_that_python_can_run():
+    model = nn.Sequential(nn.Linear(3, 3))
+    model[0].register_buffer("mean", torch.zeros(3))
+    model.stats = [model[0].mean]
+    found = audit(model)
+    assert found.problems() == {"stats[0]": STALE_REFERENCE}
+    fix = found.findings[0].fix
+    expression = fix.split("read ")[1].split(" where")[0]
+    assert expression == "self[0].mean"
+    assert eval(expression, {"self": model}) is model[0].mean
+
+
+def test_python_path():
+    assert python_path("0.weight_orig") == "model[0].weight_orig"
+    assert python_path("encoder.layers.3.attn.bias") == "model.encoder.layers[3].attn.bias"
+    assert python_path("stats['mean']") == "model.stats['mean']"
+    assert python_path("h.0.class.weight") == "model.h[0].get_submodule('class').weight"
+
+
+def test_the_conversion_rule_is_what_pytorch_does():
+    """The sentence every stale-reference message quotes, checked on the pinned torch."""
+    assert "a conversion that changes nothing keeps the same object" in CONVERSIONS
+    model = nn.Linear(2, 2)
+    model.register_buffer("b", torch.zeros(2))
+    weight, buf = model.weight, model.b
+    model.float()  # changes nothing
+    assert model.b is buf and model.weight is weight
+    model.double()
+    assert model.b is not buf and model.weight is weight and weight.dtype == torch.float64
+    model.to("meta")
+    assert model.weight is not weight
+
+
+class Scalars(nn.Module):
+    """Mimi's convolutions keep 0-dim paddings as plain tensors; a step counter is state."""
+
+    def __init__(self, counts: bool) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+        self.register_buffer("padding_total", torch.tensor(4), persistent=False)
+        self.padding_right = self.padding_total // 2
+        self.steps = torch.tensor(0)
+        self.counts = counts
+
+    def forward(self, x):
+        if self.training and self.counts:
+            self.steps = self.steps + 1
+        return self.linear(x) * self.padding_right
+
+
+def test_a_0_dim_cpu_tensor_is_a_number_to_pytorch_unless_it_changes():
+    constant = audit(Scalars(counts=False), torch.randn(2, 3))
+    assert constant.ok, str(constant)
+    counting = audit(Scalars(counts=True), torch.randn(2, 3))
+    assert counting.problems() == {"steps": UNSAVED_STATE}
+    assert "register_buffer" in counting.findings[0].fix
+    assert "plain 0-dim tensors were not run" in str(audit(Scalars(counts=True)))
+    assert not audit(Layers()).notes  # num_batches_tracked of a BatchNorm in a list is no plain scalar
+    # what makes it harmless: next to tensors of another device or dtype it acts as a number
+    model = Scalars(counts=False).to("meta").half()
+    assert model(torch.ones(2, 3, device="meta", dtype=torch.half)).dtype == torch.half

@@ -155,3 +155,52 @@ def test_printing_split_into_chunks_is_stored_as_one_output_per_stream():
         ("execute_result", None, None),
         ("stream", "stdout", "after\n"),
     ]
+
+
+def test_stored_tracebacks_name_no_folder_of_this_machine():
+    import sys
+    import sysconfig
+
+    from buflesson.authoring import strip_machine_paths
+
+    site = sysconfig.get_paths()["purelib"]
+    checkout = str(Path(__file__).resolve().parent.parent)
+    traceback = [
+        f"\x1b[36mFile \x1b[39m\x1b[32m{site}/torch/nn/modules/module.py:1778\x1b[39m, in forward",
+        "File /home/someone/.venv/lib/python3.12/site-packages/torch/_tensor.py:12",
+        r"File C:\Users\someone\venv\Lib\site-packages\torch\_tensor.py:12",
+        f"File {checkout}/buflesson/probes.py:40, in call_student",
+        "RuntimeError: Tensor on device cpu is not on the expected device meta!",
+    ]
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("model(x)")
+    cell.outputs = [
+        nbformat.v4.new_output("error", ename="RuntimeError", evalue="x", traceback=traceback),
+        nbformat.v4.new_output("stream", name="stderr", text=f"{site}/torch/x.py:3: UserWarning: w\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="printed /root/kept\n"),
+    ]
+    nb.cells = [cell]
+    error, warning, printed = strip_machine_paths(nb).cells[0].outputs
+    assert error.traceback == [
+        "\x1b[36mFile \x1b[39m\x1b[32msite-packages/torch/nn/modules/module.py:1778\x1b[39m, in forward",
+        "File site-packages/torch/_tensor.py:12",
+        r"File site-packages\torch\_tensor.py:12",
+        "File ./buflesson/probes.py:40, in call_student",
+        traceback[-1],
+    ]
+    assert warning.text == "site-packages/torch/x.py:3: UserWarning: w\n"
+    assert printed.text == "printed /root/kept\n", "what a cell prints is the lesson's, left alone"
+    assert sys.prefix not in str(nb)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(NOTEBOOKS.glob("*.ipynb")) + ANSWERS, ids=lambda p: p.relative_to(NOTEBOOKS).as_posix()
+)
+def test_committed_notebooks_name_no_machine_folder(path):
+    import re
+
+    text = path.read_text(encoding="utf-8")
+    checkout = str(Path(__file__).resolve().parent.parent)
+    assert checkout not in text
+    absolute = re.findall(r"(?:[A-Za-z]:)?[/\\][^\s\"'<>|\\]*?[/\\](?:site|dist)-packages[/\\]", text)
+    assert not absolute, f"{path.name}: {sorted(set(absolute))[:3]}"

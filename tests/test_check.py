@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from buflesson import check, checks, exercises
-from buflesson.checks import Fail, exercise
+from buflesson import check, checks
+from buflesson.checks import Fail, exercise, exercises
 from buflesson.probes import build, expect_kind, expect_module_class, save_and_reload, tensor
 from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from buflesson.grading.feedback import feedback_name
 from buflesson.release import handout
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grading"
@@ -217,8 +218,7 @@ def test_status_points_and_reason(graded, student):
 
 
 def feedback(root: Path, student: str) -> str:
-    name = student.replace(" ", "_")
-    return (root / "out" / "feedback" / f"{name}.md").read_text(encoding="utf-8")
+    return (root / "out" / "feedback" / f"{feedback_name(student)}.md").read_text(encoding="utf-8")
 
 
 def test_duplicates_newest_wins_and_older_is_reported(graded):
@@ -248,7 +248,7 @@ def test_feedback_per_student_in_markdown_and_html_without_hidden_code(graded):
         text = feedback(root, student)
         assert "Exercise 90.1: Keep factor as a buffer" in text
         assert "hidden check 90.1: factor follows the model" in text
-    html = (folder / "Zoë_Ångström.html").read_text(encoding="utf-8")
+    html = (folder / f"{feedback_name('Zoë Ångström')}.html").read_text(encoding="utf-8")
     assert "<h1>Feedback for Zoë Ångström</h1>" in html
     for path in folder.iterdir():
         text = path.read_text(encoding="utf-8")

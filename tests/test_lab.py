@@ -1,14 +1,122 @@
-"""`make lab`'s command line and the JupyterLab settings it installs."""
+"""`buflesson lab` / `make lab`: the student's working copy, the command line, the kernel and settings."""
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
-from buflesson.lab import KERNEL, OVERRIDES, install_overrides, lab_command, lessons
+import nbformat
+import nbformat.sign
+import pytest
+
+from buflesson import lab, workspace
+from buflesson.authoring import answer_text
+from buflesson.cli import main as cli_main
+from buflesson.lab import KERNEL, OVERRIDES, install_kernel, install_overrides, lab_command, lessons
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSWERS = ROOT / "notebooks" / "answers"
+
+
+@pytest.fixture(autouse=True)
+def own_jupyter_data(tmp_path, monkeypatch):
+    """Notebook signatures go to a temporary Jupyter data folder, not the user's."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
+
+
+@pytest.fixture
+def course(tmp_path):
+    """A course of the first two real lessons, in a folder of its own."""
+    answers = tmp_path / "course"
+    answers.mkdir()
+    for path in lessons(ANSWERS)[:2]:
+        shutil.copy(path, answers)
+    return answers
 
 
 def test_lessons_are_the_numbered_notebooks_in_order(tmp_path):
     for name in ["10-last.ipynb", "02-b.ipynb", "01-a.ipynb", "notes.ipynb", "02-b.py"]:
         (tmp_path / name).touch()
     assert [path.name for path in lessons(tmp_path)] == ["01-a.ipynb", "02-b.ipynb", "10-last.ipynb"]
+
+
+def test_first_run_copies_the_handout_without_outputs_or_answers_and_trusted(course, tmp_path):
+    mine = tmp_path / "my-lessons"
+    report = workspace.sync(course, mine)
+    assert [path.name for path in report.added] == [path.name for path in lessons(course)]
+    assert report.kept == [] and report.updated_in_course == []
+    notary = nbformat.sign.NotebookNotary()
+    for path in report.added:
+        nb = nbformat.read(path, as_version=4)
+        code = [cell for cell in nb.cells if cell.cell_type == "code"]
+        assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
+        text = path.read_text("utf-8")
+        answers = answer_text(nbformat.read(course / path.name, as_version=4))
+        assert answers and not [line for line in answers if line in text]
+        assert "raise NotImplementedError" in text
+        assert notary.check_signature(nb), f"{path.name} is not trusted"
+    assert not list(mine.glob(".*.tmp")), "no temporary file is left behind"
+
+
+def test_later_runs_keep_the_students_work_and_copy_in_new_lessons(course, tmp_path):
+    mine = tmp_path / "my-lessons"
+    first, second = workspace.sync(course, mine).added
+    first.write_text(first.read_text("utf-8").replace("raise NotImplementedError", "pass  # mine"), "utf-8")
+    mine_before = first.read_bytes()
+    second.unlink()
+    shutil.copy(lessons(ANSWERS)[2], course)  # the course gains a lesson
+
+    report = workspace.sync(course, mine)
+    assert first.read_bytes() == mine_before
+    assert [path.name for path in report.added] == [second.name, lessons(ANSWERS)[2].name]
+    assert report.kept == [first]
+
+
+def test_a_lesson_changed_in_the_course_is_reported_not_overwritten(course, tmp_path):
+    mine = tmp_path / "my-lessons"
+    workspace.sync(course, mine)
+    changed = lessons(course)[0]
+    nb = nbformat.read(changed, as_version=4)
+    nb.cells[0].source += "\n\nA sentence added to the course."
+    nbformat.write(nb, changed)
+    before = (mine / changed.name).read_bytes()
+    report = workspace.sync(course, mine)
+    assert report.updated_in_course == [mine / changed.name]
+    assert (mine / changed.name).read_bytes() == before
+
+
+def test_reset_keeps_the_old_copy_in_backups_and_writes_a_fresh_one(course, tmp_path):
+    mine = tmp_path / "my-lessons"
+    workspace.sync(course, mine)
+    name = lessons(course)[1].name
+    (mine / name).write_text("my broken notebook", "utf-8")
+    fresh, backup = workspace.reset(course, mine, name[:2])
+    assert fresh == mine / name
+    assert backup.parent == mine / workspace.BACKUPS and backup.read_text("utf-8") == "my broken notebook"
+    assert nbformat.read(fresh, as_version=4).metadata["buflesson"]["lesson"] == name.removesuffix(".ipynb")
+    assert workspace.sync(course, mine).kept == lessons(mine), "backups/ holds no lesson of the course"
+
+
+@pytest.mark.parametrize("which", ["2", "02", "02-devices", "02-devices.ipynb"])
+def test_a_lesson_is_named_by_number_or_name(course, which):
+    assert workspace.find_lesson(course, which).name == "02-devices.ipynb"
+
+
+def test_an_unknown_lesson_lists_the_lessons(course):
+    with pytest.raises(workspace.WorkspaceError, match="01-plain-attributes, 02-devices"):
+        workspace.find_lesson(course, "7")
+
+
+def test_the_working_copy_is_next_to_notebooks_and_git_ignored():
+    folder = workspace.default_folder(ANSWERS)
+    assert folder == ROOT / workspace.WORKSPACE
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", f"{workspace.WORKSPACE}/01-plain-attributes.ipynb"], cwd=ROOT
+    )
+    assert ignored.returncode == 0, f"{workspace.WORKSPACE}/ is not git-ignored"
 
 
 def test_lab_opens_the_first_lesson_on_the_project_kernel(tmp_path):
@@ -21,6 +129,51 @@ def test_lab_opens_the_first_lesson_on_the_project_kernel(tmp_path):
     assert "--LabApp.default_url=/lab/tree/01-a.ipynb" in command
     assert f"--MappingKernelManager.default_kernel_name={KERNEL}" in command
     assert command[-1] == "--no-browser"
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """Run `buflesson lab` up to the point where it would start JupyterLab; the command it would run."""
+    commands = []
+    monkeypatch.setattr(lab, "run", lambda command: commands.append(command) or 0)
+    monkeypatch.setattr(lab, "install_overrides", lambda: None)
+    monkeypatch.setattr(lab, "install_kernel", lambda: None)
+    return commands
+
+
+def test_buflesson_lab_serves_the_working_copy_alone(course, tmp_path, started, capsys):
+    mine = tmp_path / "my-lessons"
+    assert cli_main(["lab", "--answers", str(course), "--dir", str(mine), "--no-browser"]) == 0
+    [command] = started
+    assert f"--ServerApp.root_dir={mine}" in command
+    assert "--LabApp.default_url=/lab/tree/01-plain-attributes.ipynb" in command
+    assert command[-1] == "--no-browser"
+    assert "Made your working copy of the 2 lessons" in capsys.readouterr().out
+
+    assert cli_main(["lab", "--answers", str(course), "--dir", str(mine), "--reset", "2"]) == 0
+    assert "--LabApp.default_url=/lab/tree/02-devices.ipynb" in started[-1]
+    out = capsys.readouterr().out
+    assert "Reset 02-devices.ipynb to a fresh copy" in out and "backups" in out
+
+
+def test_buflesson_lab_refuses_an_unknown_lesson_and_starts_nothing(course, tmp_path, started, capsys):
+    assert lab.main(["--answers", str(course), "--dir", str(tmp_path / "m"), "--reset", "9"]) == 2
+    assert started == [] and "no lesson '9'" in capsys.readouterr().err
+
+
+def test_run_passes_on_the_exit_status_where_it_cannot_replace_the_process():
+    assert lab.run([sys.executable, "-c", "raise SystemExit(3)"], replace=False) == 3
+
+
+def test_the_kernel_is_registered_once_with_this_python(tmp_path):
+    path = install_kernel(str(tmp_path))
+    spec = json.loads(path.read_text())
+    assert path == tmp_path / "share/jupyter/kernels" / KERNEL / "kernel.json"
+    assert spec["display_name"] == "Python (buflesson)" and spec["argv"][0] == sys.executable
+    assert "ipykernel_launcher" in spec["argv"]
+    written = path.stat().st_mtime_ns
+    install_kernel(str(tmp_path))
+    assert path.stat().st_mtime_ns == written, "an unchanged kernel is not written again"
 
 
 def test_overrides_turn_off_the_news_prompt_and_keep_other_settings(tmp_path):

@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from buflesson.grading.course import Lesson, load_course, plan
 from buflesson.grading.feedback import write_feedback
 from buflesson.grading.gradebook import CRASHED, NotebookResult, ResultStore, merge, write_gradebook
 from buflesson.grading.hidden import load_hidden
+from buflesson.grading.progress import Progress
 from buflesson.grading.runner import Job, Limits, Warm, run_jobs
 from buflesson.grading.scoring import KEEP, Scheme, judge, unrun
 from buflesson.grading.submissions import find, read_notebook, shard_of
@@ -49,30 +49,6 @@ class Shard:
         if not 0 <= index < count:
             raise GradeError(f"--shard {text}: I must be 0..{count - 1}")
         return cls(index, count)
-
-
-class Progress:
-    """A one-line bar on a terminal; nothing at all when stderr is not one."""
-
-    def __init__(self, total: int, enabled: bool | None = None) -> None:
-        self.total, self.done, self.started = total, 0, time.monotonic()
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-
-    def step(self, result: NotebookResult) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        width = 30
-        filled = width * self.done // max(1, self.total)
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / self.done * (self.total - self.done)
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-            f"{elapsed:4.0f}s, ~{eta:.0f}s left  {result.student[:20]:20}"
-        )
-        if self.done == self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 def _settings(answers: Path, hidden: Path | None, limits: Limits, scheme: Scheme) -> str:

@@ -3,7 +3,11 @@
 Each finished notebook is stored at once as `OUT/results/KEY.json` (KEY covers the file, its
 content and the grading settings), so an interrupted run resumes where it stopped. The CSV is a
 view of those results, rewritten whole through a temporary file and `os.replace`, so it is never
-half-written. `merge` joins the gradebooks of shards into the one an unsharded run writes.
+half-written: a full disk or a read-only folder leaves the previous one. Every file is created
+with the user's umask, like any file they write. Cells are spreadsheet-safe (`text.csv_cell`).
+Only one row per student and lesson counts toward their total (`counted`): a duplicate, or an
+invalid file next to a graded copy, shows 0 of 0. `merge` joins the gradebooks of shards into the
+one an unsharded run writes.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from buflesson.grading.text import csv_cell
 
 GRADED, TIMEOUT, CRASHED, INVALID, TAMPERED, DUPLICATE = (
     "graded",
@@ -26,6 +33,7 @@ GRADED, TIMEOUT, CRASHED, INVALID, TAMPERED, DUPLICATE = (
     "duplicate",
 )
 FIRST, LAST = ["student", "notebook", "status"], ["score", "max_score", "error", "file"]
+CLAIM = "claims to be "  # how the error of a notebook claiming another student's id begins
 
 
 @dataclass
@@ -48,13 +56,14 @@ class NotebookResult:
     def sort_key(self) -> tuple[str, str, str]:
         return (self.student, self.notebook, self.file)
 
-    def row(self) -> dict[str, str]:
-        """The gradebook row: fixed columns and the points of each exercise this notebook has."""
+    def row(self, counts: bool = True) -> dict[str, str]:
+        """The gradebook row: fixed columns and the points of each exercise this notebook has; a
+        row that does not count toward the student's total (`counted`) could earn 0 of 0."""
         row = {"student": self.student, "notebook": self.notebook, "status": self.status}
         row.update({check["exercise"]: number(check["points"]) for check in self.checks})
         row.update(
-            score=number(self.score),
-            max_score=number(self.max_score),
+            score=number(self.score if counts else 0.0),
+            max_score=number(self.max_score if counts else 0.0),
             error=self.error,
             file=self.file,
         )
@@ -65,29 +74,75 @@ def number(value: float) -> str:
     return f"{value:g}"
 
 
+def counted(results: Iterable[NotebookResult]) -> list[NotebookResult]:
+    """The results that count toward their student's total: per student and lesson the graded copy
+    (graded, timeout, crashed or tampered), else one invalid file. Never a duplicate, an invalid
+    file next to a graded copy, or a notebook that claimed another student's id."""
+    chosen: dict[tuple[str, str], NotebookResult] = {}
+    for result in sorted(results, key=lambda r: r.sort_key):
+        if result.status == DUPLICATE or (result.status == INVALID and result.error.startswith(CLAIM)):
+            continue
+        key = (result.student, result.notebook)
+        other = chosen.get(key)
+        if other is None or (other.status == INVALID and result.status != INVALID):
+            chosen[key] = result
+    return list(chosen.values())
+
+
+def _named(error: OSError, path: Path) -> OSError:
+    """The same error, naming the file the user knows rather than a temporary one."""
+    if error.errno is None:
+        return error
+    return OSError(error.errno, error.strerror, str(path))
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so that a reader sees the old file or the new one, never a part."""
+    """Write `text` to `path` so that a reader sees the old file or the new one, never a part.
+    The file gets the mode `open` would give it (0666 less the umask). On any failure (disk full,
+    quota, a read-only folder, Ctrl-C) the old file stays, no temporary file is left, and an
+    OSError names `path`."""
     path = Path(path)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    data = text.encode("utf-8", "backslashreplace")
+    while True:
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:  # not tempfile.mkstemp: it creates 0600 whatever the umask
+            handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            break
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise _named(error, path) from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
+        with open(handle, "wb") as out:
+            out.write(data)
         os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
+    except BaseException as error:
+        try:
+            temp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(error, OSError):
+            raise _named(error, path) from None
         raise
 
 
 def csv_text(rows: list[dict[str, str]], columns: list[str]) -> str:
+    """A CSV of `rows`: every cell quoted and made spreadsheet-safe, rows sorted by student,
+    notebook and file as written (so rows read back from a gradebook sort the same)."""
+    cells = [[csv_cell(row.get(column, "")) for column in columns] for row in rows]
+    at = [columns.index(name) for name in ("student", "notebook", "file")]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(sorted(rows, key=lambda r: (r["student"], r["notebook"], r["file"])))
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow([csv_cell(column) for column in columns])
+    writer.writerows(sorted(cells, key=lambda line: [line[i] for i in at]))
     return buffer.getvalue()
 
 
 def write_gradebook(path: Path, results: list[NotebookResult], exercise_columns: list[str]) -> None:
-    write_atomic(path, csv_text([r.row() for r in results], FIRST + exercise_columns + LAST))
+    """Write the gradebook CSV of `results` (rows that do not count show 0 of 0)."""
+    counting = {id(result) for result in counted(results)}
+    rows = [result.row(id(result) in counting) for result in results]
+    write_atomic(path, csv_text(rows, FIRST + exercise_columns + LAST))
 
 
 def read_gradebook(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -97,9 +152,11 @@ def read_gradebook(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def merge(parts: list[Path], out: Path) -> int:
-    """Join shard gradebooks (files, or folders holding gradebook.csv) into `out`; returns the rows."""
+    """Join shard gradebooks (files, or folders holding gradebook.csv) into `out`; returns the rows.
+    A row two parts hold differently is a ValueError: the result may not depend on their order."""
     columns: list[str] = []
     rows: dict[tuple[str, str, str], dict[str, str]] = {}
+    source: dict[tuple[str, str, str], Path] = {}
     for part in parts:
         part = Path(part)
         header, part_rows = read_gradebook(part / "gradebook.csv" if part.is_dir() else part)
@@ -111,7 +168,13 @@ def merge(parts: list[Path], out: Path) -> int:
             if name not in columns:
                 columns.insert(columns.index(LAST[0]), name)
         for row in part_rows:
-            rows[(row["student"], row["notebook"], row["file"])] = row
+            key = (row["student"], row["notebook"], row["file"])
+            if key in rows and rows[key] != row:
+                raise ValueError(
+                    f"{source[key]} and {part} both hold {key[2]}, graded differently: "
+                    "merge the shards of one run"
+                )
+            rows[key], source[key] = row, part
     write_atomic(out, csv_text(list(rows.values()), columns))
     return len(rows)
 
@@ -126,7 +189,7 @@ class ResultStore:
 
     def key(self, file: str, sha256: str) -> str:
         text = "\0".join((file, sha256, self.settings))
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
     def get(self, file: str, sha256: str) -> NotebookResult | None:
         path = self.folder / f"{self.key(file, sha256)}.json"
@@ -137,7 +200,7 @@ class ResultStore:
 
     def put(self, result: NotebookResult) -> None:
         path = self.folder / f"{self.key(result.file, result.sha256)}.json"
-        write_atomic(path, json.dumps(asdict(result), ensure_ascii=False, indent=1))
+        write_atomic(path, json.dumps(asdict(result), ensure_ascii=True, indent=1))
 
     def clear(self) -> None:
         for path in [*self.folder.glob("*.json"), self.journal]:
@@ -150,15 +213,26 @@ class ResultStore:
         return self.folder / "started.log"
 
     def note(self, event: str, file: str, sha256: str) -> None:
-        with open(self.journal, "a", encoding="utf-8") as handle:
-            handle.write(f"{event} {self.key(file, sha256)}\n")
+        line = f"{event} {self.key(file, sha256)}\n".encode()
+        handle = os.open(self.journal, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            size = os.fstat(handle).st_size
+            if size and os.pread(handle, 1, size - 1) != b"\n":  # a line cut short: end it first
+                line = b"\n" + line
+            os.write(handle, line)  # one write: lines of parallel runs never interleave
+        except OSError as error:
+            raise _named(error, self.journal) from None
+        finally:
+            os.close(handle)
 
     def deaths(self, file: str, sha256: str) -> int:
-        """How often the grader died while running this notebook."""
+        """How often the grader died while running this notebook (a line cut short by a full disk
+        or a kill is ignored)."""
         try:
-            lines = self.journal.read_text(encoding="utf-8").split()
+            lines = self.journal.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             return 0
+        events = [line.split(" ") for line in lines]
         key = self.key(file, sha256)
-        events = [lines[i] for i in range(0, len(lines) - 1, 2) if lines[i + 1] == key]
-        return events.count("start") - events.count("end")
+        mine = [event for event, *rest in events if rest == [key]]
+        return mine.count("start") - mine.count("end")

@@ -1,27 +1,50 @@
 """Finding submissions: which files, whose, of which lesson, readable or not, newest of duplicates.
 
-`buflesson grade PATH...` takes notebook files and folders. A folder's first-level subfolders are
-students (`course/alice/01-plain-attributes.ipynb` is alice's); notebooks directly in a folder
-that is given, or files given by name, belong to the id in their metadata
-(`metadata.buflesson.student`), else to the id before the lesson name in the file name
-(`alice_01-plain-attributes.ipynb`), else to the folder they are in. The lesson is the one named
-in the metadata (`metadata.buflesson.lesson`, set by the release) or in the file name.
-Nothing read here is trusted for grading: it only says which reference to grade against.
+`buflesson grade PATH...` takes notebook files and folders. Whose a notebook is comes from outside
+the file first, since everything in it is the student's to write:
+
+1. a student folder: a given folder's first-level subfolders are students (`course/alice/...` is
+   alice's, however deep it lies and whatever its name or metadata say);
+2. otherwise (a notebook directly in a given folder, or a file given by name) the id before the
+   lesson name in the file name (`alice_01-plain-attributes.ipynb`),
+3. else the id in its metadata (`metadata.buflesson.student`),
+4. else the name of the folder it is in.
+
+Folder names rank above file names, which rank above metadata. A notebook whose id comes from a
+lower rank than another notebook's with the same id is not that student's: it is `invalid`
+("claims to be ...'s work"), so it can never displace or add to their work. Ids are compared as
+written (NFC, whitespace runs made one space); for claims also without case, compatibility forms
+and punctuation (`ALICE`, `../alice` and `ａlice` all claim alice's).
+
+Links are not followed: a notebook or a student folder that is a symbolic link is `invalid`, as is
+anything that is not a regular file (a pipe, a device). The lesson is the one named in the metadata
+(`metadata.buflesson.lesson`, set by the release) or in the file name. Nothing read here is trusted
+for grading: it only says which reference to grade against.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
+from buflesson.grading.gradebook import CLAIM
+from buflesson.grading.text import fs_text, printable
+
 INVALID, DUPLICATE = "invalid", "duplicate"
 MAX_BYTES = 50 * 1024 * 1024
+MAX_ID = 200  # characters; a longer "id" is no id
 _SEPARATORS = " _-.()[]"
+# Where an id came from, and how far it is trusted (higher wins).
+STUDENT_FOLDER, FOLDER, FILE_NAME, METADATA = "student folder", "folder", "file name", "metadata"
+RANK = {STUDENT_FOLDER: 2, FOLDER: 2, FILE_NAME: 1, METADATA: 0}
 
 
 @dataclass
@@ -35,6 +58,8 @@ class Submission:
     problem: str = ""  # why it cannot be graded; empty when it can
     folder: Path | None = None  # the student's own folder (copied for the run), if it has one
     status: str = ""  # INVALID or DUPLICATE when it is not graded
+    source: str = ""  # where the student id came from: STUDENT_FOLDER, FOLDER, FILE_NAME, METADATA
+    home: str = ""  # the student folder as shown (`course/alice`), for notebooks in one
 
     @property
     def ok(self) -> bool:
@@ -85,9 +110,27 @@ def lesson_in_name(stem: str, lessons: list[str]) -> tuple[str, str] | None:
 
 
 def safe_id(text: str) -> str:
-    """A student id usable as a file name (letters of any script, digits, `.-_@`)."""
-    cleaned = re.sub(r"[^\w.@-]+", "_", text.strip(), flags=re.UNICODE).strip("._")
+    """A student id usable as a file name (letters of any script, digits, `.-_@`); lossy: two ids
+    can give the same text (`feedback.feedback_name` is the one-to-one name of a student's files)."""
+    cleaned = re.sub(r"[^\w.@-]+", "_", printable(text).strip(), flags=re.UNICODE).strip("._")
     return cleaned or "unknown"
+
+
+def student_id(raw: object) -> str:
+    """`raw` as a student id: text (or a whole number) in Unicode NFC, undecodable bytes of a file
+    name as `\\xff`, whitespace runs made one space. "" when it is none: empty, not text, or longer
+    than MAX_ID characters."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        return ""
+    text = " ".join(unicodedata.normalize("NFC", fs_text(str(raw))).split())
+    return text if len(text) <= MAX_ID else ""
+
+
+def claim_key(student: str) -> str:
+    """What ids naming the same person share: case, compatibility forms (`ａ`), and all but letters
+    and digits ignored, so `Alice`, `alice `, `a.lice` and `../alice` have alice's key."""
+    folded = unicodedata.normalize("NFKC", student).casefold()
+    return "".join(char for char in folded if char.isalnum()) or folded
 
 
 def _meta(nb: nbformat.NotebookNode | None) -> dict:
@@ -95,27 +138,73 @@ def _meta(nb: nbformat.NotebookNode | None) -> dict:
     return info if isinstance(info, dict) else {}
 
 
-def describe(path: Path, shown: str, owner_folder: str | None, lessons: list[str]) -> Submission:
-    """One file as a submission: read, identify, and say why it is invalid if it is."""
-    stat = path.stat()
-    data = path.read_bytes() if stat.st_size <= MAX_BYTES else b"x" * (MAX_BYTES + 1)
-    sub = Submission(path, shown, "", "", hashlib.sha256(data).hexdigest(), stat.st_mtime)
+def read_submitted(path: Path) -> tuple[bytes, float]:
+    """The first MAX_BYTES + 1 bytes of a submitted file and its mtime. A link, a pipe, a device or
+    a file that cannot be opened is `InvalidNotebook`, saying which; a link is never followed."""
+    try:
+        info = os.lstat(path)
+    except OSError as error:
+        raise InvalidNotebook(f"cannot read the file: {error.strerror or error}") from None
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            target = printable(os.readlink(path), 80)
+        except OSError:
+            target = "?"
+        raise InvalidNotebook(
+            f"a symbolic link (to {target}), not a file: links are not graded; hand in the notebook itself"
+        )
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidNotebook("a folder the grader cannot read: nothing in it was graded")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidNotebook("not a regular file (a pipe, socket or device)")
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        handle = os.open(path, flags)  # O_NOFOLLOW: not a link swapped in since lstat
+    except OSError as error:
+        raise InvalidNotebook(f"cannot read the file: {error.strerror or error}") from None
+    with open(handle, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise InvalidNotebook("not a regular file (a pipe, socket or device)")
+        return file.read(MAX_BYTES + 1), info.st_mtime
+
+
+def describe(
+    path: Path,
+    shown: str,
+    owner_folder: str | None,
+    lessons: list[str],
+    *,
+    given: bool = False,
+    home: str = "",
+) -> Submission:
+    """One file as a submission: read, identify, and say why it is invalid if it is. `owner_folder`
+    is the student folder it is in, if any; `given`: the file was named on the command line."""
+    sub = Submission(path, shown, "", "", hashlib.sha256(b"").hexdigest(), 0.0, home=home)
     nb = None
     try:
+        data, sub.mtime = read_submitted(path)
+        sub.sha256 = hashlib.sha256(data).hexdigest()
         nb = read_notebook(data)
     except InvalidNotebook as error:
         sub.problem = str(error)
     meta = _meta(nb)
-    in_name = lesson_in_name(path.stem, lessons)
+    in_name = lesson_in_name(fs_text(path.stem), lessons)
     lesson = meta.get("lesson") if meta.get("lesson") in lessons else None
     sub.lesson = lesson or (in_name[0] if in_name else "")
-    from_name = in_name[1] if in_name else ""
-    if owner_folder is not None:  # course/ID/notebook.ipynb
-        sub.student, sub.folder = owner_folder, path.parent
-    elif meta.get("student") or from_name:
-        sub.student = str(meta.get("student") or from_name)
+    if owner_folder is not None:  # course/ID/.../notebook.ipynb
+        sub.student, sub.source, sub.folder = student_id(owner_folder), STUDENT_FOLDER, path.parent
+        if not sub.student:
+            sub.student = printable(owner_folder, 40)
+            sub.problem = sub.problem or f"the folder name is no student id (over {MAX_ID} characters)"
     else:
-        sub.student, sub.folder = path.resolve().parent.name, path.parent
+        parent = Path(os.path.realpath(path.parent)).name
+        for raw, source in ((in_name[1] if in_name else "", FILE_NAME), (meta.get("student"), METADATA)):
+            if student_id(raw):
+                sub.student, sub.source = student_id(raw), source
+                break
+        else:
+            sub.student, sub.source = student_id(parent), FOLDER
+            sub.folder = path.parent if given else None  # a given folder holds everyone's work
     if not sub.problem and not sub.lesson:
         sub.problem = f"not a notebook of this course: no lesson name ({', '.join(lessons)}) in its name"
     if not sub.problem and not sub.student:
@@ -124,20 +213,93 @@ def describe(path: Path, shown: str, owner_folder: str | None, lessons: list[str
     return sub
 
 
+def _entries(root: Path) -> list[tuple[Path, tuple[str, ...], str | None]]:
+    """(path, parts below `root`, student folder or None) of each notebook under `root`: each
+    non-folder named *.ipynb, each first-level link to a folder (a linked student folder) and each
+    folder that cannot be read. Hidden names are skipped; links are listed, never followed."""
+    found: list[tuple[Path, tuple[str, ...], str | None]] = []
+    stack: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        folder, parts = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            if parts:  # an unreadable folder is listed: its student would vanish unseen otherwise
+                found.append((folder, parts, parts[0]))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            here = (*parts, entry.name)
+            owner = here[0] if len(here) > 1 else None
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                linked_folder = entry.is_symlink() and not parts and os.path.isdir(entry.path)
+            except OSError:
+                is_dir = linked_folder = False
+            if is_dir:
+                stack.append((Path(entry.path), here))
+            elif linked_folder:
+                found.append((Path(entry.path), here, entry.name))
+            elif entry.name.endswith(".ipynb"):
+                found.append((Path(entry.path), here, owner))
+    return sorted(found, key=lambda item: item[1])
+
+
 def find(paths: list[Path], lessons: list[str]) -> list[Submission]:
-    """Every submission under `paths`, duplicates marked (the newest of a student's lesson wins)."""
+    """Every submission under `paths`, claims on other students' ids refused and duplicates marked
+    (the newest of a student's lesson wins). A file reached twice is listed once."""
     found: list[Submission] = []
+    seen: set[tuple[str, str]] = set()
+    labels: set[str] = set()
     for given in map(Path, paths):
-        if given.is_dir():
-            for path in sorted(given.rglob("*.ipynb")):
-                rel = path.relative_to(given)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                owner = rel.parts[0] if len(rel.parts) > 1 else None
-                shown = (Path(given.resolve().name) / rel).as_posix()
-                found.append(describe(path, shown, owner, lessons))
-        elif given.is_file():
-            found.append(describe(given, given.as_posix(), None, lessons))
+        if given.is_dir():  # a link the instructor names is followed
+            label = fs_text(given.resolve().name) or "/"
+            if label in labels:  # two given folders of the same name: show where each is
+                label = fs_text(given.as_posix())
+            labels.add(label)
+            for path, parts, owner in _entries(given):
+                if _first_time(path, seen):
+                    shown = "/".join((label, *map(fs_text, parts)))
+                    home = f"{label}/{fs_text(owner)}" if owner is not None else ""
+                    found.append(describe(path, shown, owner, lessons, home=home))
+        elif (given.exists() or given.is_symlink()) and _first_time(given, seen):
+            found.append(describe(given, fs_text(given.as_posix()), None, lessons, given=True))
+    _refuse_claims(found)
+    _mark_duplicates(found)
+    return found
+
+
+def _first_time(path: Path, seen: set[tuple[str, str]]) -> bool:
+    where = (os.path.realpath(path.parent), path.name)
+    new = where not in seen
+    seen.add(where)
+    return new
+
+
+def _refuse_claims(found: list[Submission]) -> None:
+    """Make invalid each notebook whose id a better-ranked source gives another notebook."""
+    best: dict[str, Submission] = {}
+    for sub in found:
+        if sub.source and sub.student:
+            key, other = claim_key(sub.student), best.get(claim_key(sub.student))
+            if other is None or RANK[sub.source] > RANK[other.source]:
+                best[key] = sub
+    for sub in found:
+        owner = best.get(claim_key(sub.student)) if sub.source and sub.student else None
+        if owner is None or RANK[sub.source] >= RANK[owner.source] or not sub.ok:
+            continue
+        whose = "metadata.buflesson.student" if sub.source == METADATA else f"its {sub.source}"
+        where = f"the student folder {owner.home}" if owner.home else f"{owner.file} (by its {owner.source})"
+        sub.status = INVALID
+        sub.problem = (
+            f"{CLAIM}{sub.student}'s work ({whose}), but {owner.student} has {where}, "
+            "which outranks it: not graded"
+        )
+
+
+def _mark_duplicates(found: list[Submission]) -> None:
     latest: dict[tuple[str, str], Submission] = {}
     for sub in found:
         if not sub.ok:
@@ -151,10 +313,9 @@ def find(paths: list[Path], lessons: list[str]) -> list[Submission]:
         if sub.ok and winner is not sub:
             sub.status = DUPLICATE
             sub.problem = f"an older copy: {winner.file} (newer) was graded instead"
-    return found
 
 
 def shard_of(sub: Submission, count: int) -> int:
     """Which of `count` shards grades `sub`: by student id, so one student's files stay together."""
     key = sub.student or sub.file
-    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % count
+    return int(hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest(), 16) % count

@@ -1,8 +1,10 @@
-"""End-to-end fixtures: the lessons served by `python -m buflesson.lab` and driven in Chromium.
+"""End-to-end fixtures: the lessons served by `buflesson lab` and driven in Chromium.
 
 `make test-e2e` sets BUFLESSON_E2E=1; without it (as in `make test`) these tests are skipped.
-The server serves a temporary copy of notebooks/, so nothing a test does reaches the committed
-notebooks, and JupyterLab keeps its user settings and workspaces in temporary folders.
+`lab` is what a student gets: `buflesson lab` making a working copy of the course in a temporary
+folder and serving it. `answers_lab` serves a temporary copy of the answer notebooks (`--serve`),
+for the maintainers' view. Nothing a test does reaches the committed notebooks, and JupyterLab
+keeps its settings, workspaces and notebook signatures in temporary folders.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from lab_ui import ARTIFACTS, NOTEBOOKS, ROOT
+from lab_ui import ANSWERS, ARTIFACTS
 
 CHROMIUM = os.environ.get("BUFLESSON_CHROMIUM", "/usr/bin/chromium")
 # Headless Chromium on a closed network: no sandbox as root, and no calls home at start.
@@ -101,16 +103,13 @@ def _stop(process: subprocess.Popen, server: LabServer) -> None:
     process.wait()
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory):
-    """The lessons served by the same command as `make lab`, on a free loopback port with a token."""
-    base = tmp_path_factory.mktemp("lab")
-    root = base / "notebooks"
-    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+def _start(base: Path, name: str, root: Path, options: list[str]):
+    """Start `buflesson lab OPTIONS` on a free loopback port with a token; yield its LabServer."""
     env = os.environ | {
         "JUPYTERLAB_SETTINGS_DIR": str(base / "user-settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
         "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_DATA_DIR": str(base / "data"),
         "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
         "PYTHONHASHSEED": "0",
     }
@@ -119,8 +118,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     command = [
         sys.executable,
         "-m",
-        "buflesson.lab",
-        f"--notebooks={root}",
+        "buflesson.cli",
+        "lab",
+        *options,
         f"--port={port}",
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
@@ -128,16 +128,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
         f"--IdentityProvider.token={token}",
     ]
     ARTIFACTS.mkdir(exist_ok=True)
-    with open(ARTIFACTS / "lab.log", "wb") as log:
+    with open(ARTIFACTS / f"{name}.log", "wb") as log:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     server = LabServer(root, port, token)
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {process.returncode}; see {ARTIFACTS}/lab.log")
+                raise RuntimeError(f"JupyterLab exited with {process.returncode}; see {ARTIFACTS}/{name}.log")
             try:
                 server.api("status")
                 break
@@ -148,6 +148,23 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
         yield server
     finally:
         _stop(process, server)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    """What a student gets: `buflesson lab` on its own working copy of the course (my-lessons/)."""
+    base = tmp_path_factory.mktemp("lab")
+    mine = base / "my-lessons"
+    yield from _start(base, "lab", mine, [f"--answers={ANSWERS}", f"--dir={mine}"])
+
+
+@pytest.fixture(scope="session")
+def answers_lab(tmp_path_factory: pytest.TempPathFactory):
+    """The answer notebooks, served as they are (`buflesson lab --serve`) from a temporary copy."""
+    base = tmp_path_factory.mktemp("answers-lab")
+    root = base / "answers"
+    shutil.copytree(ANSWERS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    yield from _start(base, "answers-lab", root, [f"--serve={root}"])
 
 
 @pytest.fixture(scope="session")

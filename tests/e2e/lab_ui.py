@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # Playwright is installed by `make test-e2e` only
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
+ANSWERS = NOTEBOOKS / "answers"
 ARTIFACTS = ROOT / "_e2e"  # git-ignored
 SCREENSHOTS = ARTIFACTS / "screenshots"
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
@@ -70,7 +71,10 @@ def fail_on_popup(page: Page) -> None:
 
 def kernel_state(lab, relpath: str) -> str:
     """The execution state of the notebook's kernel, from the REST API (`/api/sessions`)."""
-    sessions = lab.sessions(relpath)
+    try:
+        sessions = lab.sessions(relpath)
+    except OSError:  # a server too busy to answer (a loaded CI machine) is not known to be idle
+        return "not answering"
     return sessions[0]["kernel"]["execution_state"] if sessions else "no kernel"
 
 
@@ -165,6 +169,20 @@ def set_theme(page: Page, theme: str) -> None:
     page.wait_for_timeout(500)  # the theme's stylesheet applies after the attribute changes
 
 
+def show_left_sidebar(page: Page) -> None:
+    """Open the file browser, as a student who keeps it open while working."""
+    if not page.locator("#jp-left-stack").is_visible():
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+B")
+        page.locator("#jp-left-stack").wait_for(state="visible")
+
+
+def file_browser_names(page: Page) -> list[str]:
+    """The names the file browser lists, top to bottom."""
+    page.locator(".jp-DirListing-item").first.wait_for()
+    return page.locator(".jp-DirListing-item .jp-DirListing-itemText").all_inner_texts()
+
+
 def hide_left_sidebar(page: Page) -> None:
     if page.locator("#jp-left-stack").is_visible():
         page.keyboard.press("Escape")
@@ -198,3 +216,73 @@ def screenshot_notebook(page: Page, path: Path) -> list[Path]:
     outer.evaluate("element => element.scrollTo(0, 0)")
     page.set_viewport_size(size)
     return shots
+
+
+# The colours a browser shows: `rgb()`/`rgba()`, or `color(srgb r g b / a)` for colour-mix results.
+_COLOURS_JS = """
+(element) => {
+  const parse = (text) => {
+    let m = text.match(/^rgba?\\(([^)]*)\\)$/);
+    if (m) { const v = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+             return [v[0] / 255, v[1] / 255, v[2] / 255, v.length > 3 ? v[3] : 1]; }
+    m = text.match(/^color\\(srgb ([^)]*)\\)$/);
+    if (m) { const v = m[1].split(/[ \\/]+/).filter(Boolean).map(Number);
+             return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; }
+    throw new Error('unknown colour ' + text);
+  };
+  let background = [0, 0, 0, 0];
+  for (let el = element; el && background[3] === 0; el = el.parentElement) {
+    background = parse(getComputedStyle(el).backgroundColor);
+  }
+  return {text: parse(getComputedStyle(element).color), background};
+}
+"""
+
+
+def _luminance(rgb) -> float:
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb[:3]]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(locator) -> float:
+    """WCAG contrast of an element's text against the background it is drawn on (computed styles)."""
+    colours = locator.evaluate(_COLOURS_JS)
+    text, background = colours["text"], colours["background"]
+    alpha = text[3]  # text drawn with transparency is blended into its background
+    text = [alpha * t + (1 - alpha) * b for t, b in zip(text[:3], background[:3], strict=True)]
+    low, high = sorted([_luminance(text), _luminance(background)])
+    return (high + 0.05) / (low + 0.05)
+
+
+# Tables wider than the output area they sit in, with no horizontal scrolling to reach the rest.
+_CUT_TABLE_JS = """
+(table) => {
+  const area = table.closest('.jp-OutputArea-output');
+  for (let el = table.parentElement; el; el = el.parentElement) {
+    const overflow = getComputedStyle(el).overflowX;
+    if ((overflow === 'auto' || overflow === 'scroll') && el.scrollWidth > el.clientWidth + 1) {
+      return null;  // it scrolls: a scrollbar says there is more
+    }
+    if (el === area) break;
+  }
+  const box = table.getBoundingClientRect(), limit = area.getBoundingClientRect();
+  const panel = table.closest('.jp-WindowedPanel-outer').getBoundingClientRect();
+  const right = Math.min(limit.right, panel.right);
+  if (box.right <= right + 1) return null;
+  const header = (table.querySelector('th') || table).textContent.trim().slice(0, 40);
+  return `table "${header}" is ${Math.round(box.width)} px wide, cut at ${Math.round(right - box.left)} px`;
+}
+"""
+
+
+def cut_tables(page: Page) -> list[str]:
+    """Every output table of the open notebook that is cut off with nothing to show the rest."""
+    tables = page.locator(f"{NOTEBOOK} .jp-OutputArea-output table")
+    found = []
+    for index in range(tables.count()):
+        table = tables.nth(index)
+        table.scroll_into_view_if_needed()  # cells out of view are not laid out
+        problem = table.evaluate(_CUT_TABLE_JS)
+        if problem:
+            found.append(problem)
+    return found

@@ -1,6 +1,7 @@
-"""Every student and answer notebook, run through JupyterLab's UI in Chromium, renders cleanly.
+"""Every lesson, in the student's copy and in the answers, run through JupyterLab's UI in Chromium.
 
-Screenshots of each notebook in the light and the dark theme go to _e2e/screenshots/.
+Each renders cleanly; at 1024 px with the file browser open no table is cut off; screenshots of
+each notebook in the light and the dark theme go to _e2e/screenshots/.
 """
 
 from __future__ import annotations
@@ -8,23 +9,21 @@ from __future__ import annotations
 import lab_ui as ui
 import nbformat
 import pytest
-from lab_ui import NOTEBOOKS, SCREENSHOTS
+from lab_ui import ANSWERS, SCREENSHOTS
 
 from buflesson.authoring import checked_exercises
 from buflesson.lab import lessons
 
-NOTEBOOK_PATHS = [
-    path.relative_to(NOTEBOOKS).as_posix() for path in lessons(NOTEBOOKS) + lessons(NOTEBOOKS / "answers")
-]
+NOTEBOOK_NAMES = [path.name for path in lessons(ANSWERS)]
 EXPECTED_BOX = {"student": "buflesson-not-attempted", "answer": "buflesson-passed"}
 
 
-def problems(relpath: str, notebook: nbformat.NotebookNode, shown: list[dict]) -> list[str]:
+def problems(kind: str, notebook: nbformat.NotebookNode, shown: list[dict]) -> list[str]:
     """What a student would see wrong in the run notebook: each a line naming the cell."""
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     if len(shown) != len(code):
         return [f"{len(shown)} code cells in the browser, {len(code)} in the file"]
-    expected_box = EXPECTED_BOX["answer" if relpath.startswith("answers/") else "student"]
+    expected_box = EXPECTED_BOX[kind]
     found = []
     for number, (cell, dom) in enumerate(zip(code, shown, strict=True), start=1):
         where = f"code cell {number} ({cell.source.splitlines()[0] if cell.source else ''!r})"
@@ -51,20 +50,39 @@ def problems(relpath: str, notebook: nbformat.NotebookNode, shown: list[dict]) -
     return found
 
 
-@pytest.mark.parametrize("relpath", NOTEBOOK_PATHS)
-def test_notebook_runs_cleanly_in_jupyterlab(lab, page, relpath):
-    notebook = nbformat.read(lab.root / relpath, as_version=4)
-    name = relpath.removesuffix(".ipynb")
+def run_and_look(page, server, relpath: str, kind: str) -> None:
+    notebook = nbformat.read(server.root / relpath, as_version=4)
+    name = f"{kind}/{relpath.removesuffix('.ipynb')}"
     try:
-        ui.open_notebook(page, lab, relpath)
-        ui.run_all(page, lab, relpath)
+        ui.open_notebook(page, server, relpath)
+        ui.run_all(page, server, relpath)
         shown = ui.code_cells(page)
+        # A student on a 1024 px screen with the file browser open.
+        page.set_viewport_size({"width": 1024, "height": 768})
+        ui.show_left_sidebar(page)
+        cut = ui.cut_tables(page)
+        tables = page.locator(f"{ui.NOTEBOOK} .jp-OutputArea-output table")
+        if tables.count():  # the last table, as a student at 1024 px sees it
+            tables.last.evaluate("element => element.scrollIntoView({block: 'center'})")
+            page.wait_for_timeout(300)
+            page.screenshot(path=SCREENSHOTS / f"{name}.1024.png")
+        page.set_viewport_size({"width": 1280, "height": 900})
         ui.screenshot_notebook(page, SCREENSHOTS / f"{name}.light.png")
         ui.set_theme(page, ui.DARK)
         ui.screenshot_notebook(page, SCREENSHOTS / f"{name}.dark.png")
         ui.set_theme(page, ui.LIGHT)
     finally:
-        lab.shut_down(relpath)
-    found = problems(relpath, notebook, shown)
+        server.shut_down(relpath)
+    found = problems(kind, notebook, shown) + [f"at 1024 px: {problem}" for problem in cut]
     if found:
-        pytest.fail(f"{relpath}:\n" + "\n".join(found), pytrace=False)
+        pytest.fail(f"{kind} {relpath}:\n" + "\n".join(found), pytrace=False)
+
+
+@pytest.mark.parametrize("relpath", NOTEBOOK_NAMES)
+def test_students_copy_runs_cleanly_in_jupyterlab(lab, page, relpath):
+    run_and_look(page, lab, relpath, "student")
+
+
+@pytest.mark.parametrize("relpath", NOTEBOOK_NAMES)
+def test_answer_notebook_runs_cleanly_in_jupyterlab(answers_lab, page, relpath):
+    run_and_look(page, answers_lab, relpath, "answer")

@@ -1,0 +1,369 @@
+"""Lesson 10: predictions about real library models, and a model whose blocks must be registered.
+
+Nothing here holds an answer. The prediction checks (10.1 to 10.3) build the lesson's model on
+the check's side and ask PyTorch: which names `named_parameters(remove_duplicate=False)` gives
+the tensor of T5's `shared.weight`, which buffers `state_dict()` leaves out, which tensors one
+forward pass in training mode changes. The comparison is `compare_names`, a function of plain
+data; each wrong name gets the hint for its own kind. 10.4 runs the student's class: it must
+register its blocks so that they are saved, reloaded, trained and moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from buflesson.checks import Fail, exercise
+from buflesson.handles import Remote
+from buflesson.inventory import BUFFER, PARAMETER, inventory
+from buflesson.probes import (
+    Draw,
+    build,
+    close,
+    expect_module_class,
+    expect_runs_on_device,
+    forward,
+    leaves_global_state,
+    rows,
+    save_and_reload,
+    sgd_step,
+    state_dict,
+    student,
+)
+from buflesson.real_models import tiny_llama, tiny_resnet, tiny_t5
+
+# -- the student's set of names -----------------------------------------------------------------
+
+
+def answer_names(answer: Remote) -> set[str]:
+    """The student's names: a set (list, tuple) of strings, or a function that returns one."""
+    if answer.kind == "function":
+        with student(f"{answer.name}()"):
+            value = answer()
+    elif answer.kind == "data":
+        value = answer.value()
+    else:
+        value = answer
+    return names_from(value)
+
+
+def names_from(value: object) -> set[str]:
+    """`value` as a set of names, or `Fail` saying what it is instead."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (set, frozenset, list, tuple)):
+        kind = value.info.get("type") if isinstance(value, Remote) else type(value).__name__
+        raise Fail(
+            "Expected a set of tensor names, got {kind}.",
+            'Return a set of strings, e.g. {{"shared.weight", "lm_head.weight"}}.',
+            kind=kind,
+        )
+    if not all(isinstance(name, str) for name in value):
+        raise Fail("Every name must be a string.", 'Write each name in quotes, e.g. "shared.weight".')
+    return set(value)
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why a name belongs in the answer or not: one (message, hint) per kind of mistake."""
+
+    missing: Callable[[str], tuple[str, str]]
+    extra: Callable[[str], tuple[str, str]]
+
+
+def compare_names(given: set[str], truth: set[str], known: set[str], why: Why, model: str) -> None:
+    """Fail at the first name that is unknown, then extra, then missing (each in sorted order)."""
+    for name in sorted(given - known):
+        raise Fail(
+            "{model} has no tensor named {name!r}.",
+            "Copy the names from inventory(model) or model.state_dict(): a name is the module path, "
+            "a dot, and the attribute.",
+            model=model,
+            name=name,
+        )
+    for name in sorted(given - truth):
+        message, hint = why.extra(name)
+        raise Fail(message, hint, name=name)
+    for name in sorted(truth - given):
+        message, hint = why.missing(name)
+        raise Fail(message, hint, name=name)
+
+
+def _known(model: nn.Module) -> set[str]:
+    names = {name for row in inventory(model) for name in row.names}
+    return names | set(model.state_dict())
+
+
+# -- 10.1 T5's shared embedding --------------------------------------------------------------
+
+
+def tied_names(model: nn.Module) -> set[str]:
+    """Every name PyTorch gives the tensor that `shared.weight` holds."""
+    shared = model.shared.weight
+    return {name for name, param in model.named_parameters(remove_duplicate=False) if param is shared}
+
+
+def _why_tied(model: nn.Module) -> Why:
+    shapes = {name: tuple(param.shape) for name, param in model.named_parameters(remove_duplicate=False)}
+
+    def missing(name: str) -> tuple[str, str]:
+        if name == "shared.weight":
+            return (
+                "Your set misses {name} itself: it is the tensor's first name.",
+                "Include every name the tensor has, shared.weight too.",
+            )
+        if name == "lm_head.weight":
+            return (
+                "Your set misses {name}: T5's config ties the output head to the shared embedding "
+                "(tie_word_embeddings=True), as GPT-2 does.",
+                "Read the row of shared.weight in inventory(model): its 'also' line names every other name.",
+            )
+        return (
+            "Your set misses {name}: T5's encoder and decoder both embed their tokens with the shared "
+            "matrix.",
+            "Read the row of shared.weight in inventory(model): its 'also' line names every other name.",
+        )
+
+    def extra(name: str) -> tuple[str, str]:
+        return (
+            f"{{name}} is a tensor of its own (shape {shapes.get(name, '?')}): no other name holds it.",
+            "Only the names on one row share a tensor: the row's name and its 'also' line.",
+        )
+
+    return Why(missing, extra)
+
+
+@exercise(
+    "10.1",
+    "Name T5's shared embedding",
+    passed="shared.weight, both embed_tokens and lm_head.weight are one tensor: saved under four names, "
+    "trained once.",
+)
+def t5_tied(answer: Remote) -> None:
+    given = answer_names(answer)
+    model = tiny_t5()
+    compare_names(given, tied_names(model), _known(model), _why_tied(model), "T5")
+
+
+# -- 10.2 what Llama leaves out of state_dict() ---------------------------------------------------
+
+
+def not_saved(model: nn.Module) -> set[str]:
+    """The tensors `.to()` moves (every buffer) that `state_dict()` leaves out."""
+    saved = set(model.state_dict())
+    return {name for name, _ in model.named_buffers(remove_duplicate=False) if name not in saved}
+
+
+def _why_not_saved(model: nn.Module) -> Why:
+    kinds = {name: row.kind for row in inventory(model) for name in row.names}
+
+    def missing(name: str) -> tuple[str, str]:
+        return (
+            "Your set misses {name}: a non-persistent buffer, moved by .to() and left out of state_dict().",
+            "inventory(model, kind='non-persistent buffer') lists every one of them.",
+        )
+
+    def extra(name: str) -> tuple[str, str]:
+        if kinds.get(name) == PARAMETER:
+            return (
+                "{name} is a parameter: state_dict() saves every parameter.",
+                "Look for the rows whose kind is non-persistent buffer: only they move without being saved.",
+            )
+        if kinds.get(name) == BUFFER:
+            return (
+                "{name} is a persistent buffer: state_dict() saves it.",
+                "Keep the non-persistent buffers only.",
+            )
+        return ("{name} is not a buffer that .to() moves.", "Keep the non-persistent buffers only.")
+
+    return Why(missing, extra)
+
+
+@exercise(
+    "10.2",
+    "What Llama does not save",
+    passed="inv_freq and original_inv_freq are non-persistent buffers: moved by .to(), rebuilt by __init__.",
+)
+def llama_not_saved(answer: Remote) -> None:
+    given = answer_names(answer)
+    model = tiny_llama()
+    compare_names(given, not_saved(model), _known(model), _why_not_saved(model), "The Llama model")
+
+
+# -- 10.3 what one forward pass changes ---------------------------------------------------------
+
+
+def changed_by_forward(model: nn.Module, batch: torch.Tensor) -> set[str]:
+    """The `state_dict()` entries one forward pass in training mode changes (no optimizer at all)."""
+    model.train()
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    with torch.no_grad():
+        model(batch)
+    return {name for name, value in model.state_dict().items() if not torch.equal(value, before[name])}
+
+
+def _why_changed(model: nn.Module) -> Why:
+    kinds = {name: row.kind for row in inventory(model) for name in row.names}
+
+    def missing(name: str) -> tuple[str, str]:
+        if name.endswith("num_batches_tracked"):
+            return (
+                "Your set misses {name}: it counts the batches, and each forward pass in training mode "
+                "adds 1.",
+                "Every BatchNorm layer has running_mean, running_var and num_batches_tracked.",
+            )
+        return (
+            "Your set misses {name}: BatchNorm updates its running statistics in every forward pass in "
+            "training mode.",
+            "inventory(model, kind='buffer') lists the running statistics of every BatchNorm layer.",
+        )
+
+    def extra(name: str) -> tuple[str, str]:
+        if kinds.get(name) == PARAMETER:
+            return (
+                "{name} is a parameter: a forward pass leaves it alone; only optimizer.step() changes it.",
+                "There is no optimizer here: keep the tensors the forward pass itself writes.",
+            )
+        return ("The forward pass does not change {name}.", "Keep BatchNorm's running statistics only.")
+
+    return Why(missing, extra)
+
+
+@exercise(
+    "10.3",
+    "What a forward pass changes",
+    passed="One forward pass in training mode updates every BatchNorm's running statistics and count.",
+)
+def resnet_forward(answer: Remote) -> None:
+    given = answer_names(answer)
+    model = tiny_resnet()
+    batch = Draw().randn(2, 3, 16, 16)
+    truth = changed_by_forward(tiny_resnet(), batch)
+    compare_names(given, truth, _known(model), _why_changed(model), "The ResNet")
+
+
+# -- 10.4 register the blocks -------------------------------------------------------------------
+
+LESSON_SIZE = (8, 3)  # the width and depth the lesson shows: never the only ones checked
+
+
+def tower_keys(depth: int) -> list[str]:
+    """The state_dict keys of a Tower whose blocks are registered."""
+    keys = []
+    for i in range(depth):
+        keys += [f"blocks.{i}.0.weight", f"blocks.{i}.0.bias"]
+        keys += [f"blocks.{i}.1.{name}" for name in ("weight", "bias", "running_mean", "running_var")]
+        keys.append(f"blocks.{i}.1.num_batches_tracked")
+    return [*keys, "head.weight", "head.bias"]
+
+
+def tower_eval(x: torch.Tensor, state: dict, depth: int) -> torch.Tensor:
+    """What a Tower computes in eval mode, from its state: blocks of linear, batch norm, relu; then head."""
+    for i in range(depth):
+        p = f"blocks.{i}."
+        x = F.linear(x, state[p + "0.weight"], state[p + "0.bias"])
+        x = F.batch_norm(
+            x,
+            state[p + "1.running_mean"],
+            state[p + "1.running_var"],
+            state[p + "1.weight"],
+            state[p + "1.bias"],
+        )
+        x = torch.relu(x)
+    return F.linear(x, state["head.weight"], state["head.bias"])
+
+
+def _expect_registered(model: Remote) -> None:
+    hidden = [row for row in rows(model).values() if row.get("unregistered_in")]
+    if hidden:
+        raise Fail(
+            "{count} tensors ({first}, ...) belong to modules kept in a plain list or dict: PyTorch never "
+            "registers them, so they are not saved, not moved and not trained.",
+            "Keep the blocks in an nn.ModuleList: self.blocks = nn.ModuleList([...]).",
+            count=len(hidden),
+            first=hidden[0]["name"],
+        )
+
+
+def _expect_keys(state: dict, width: int, depth: int) -> None:
+    blocks = {key.split(".")[1] for key in state if key.startswith("blocks.")}
+    if not blocks:
+        raise Fail(
+            "state_dict() has no key that starts with blocks.: the blocks are not registered as blocks.",
+            "Keep the name blocks: self.blocks = nn.ModuleList([...]).",
+        )
+    first = state.get("blocks.0.0.weight")
+    shown = "?" if first is None else first.shape[-1]
+    if len(blocks) != depth or shown != width:
+        raise Fail(
+            "Tower({width}, {depth}) has {count} blocks of width {shown}.",
+            "Build the tower from the arguments: depth blocks, each of the given width.",
+            width=width,
+            depth=depth,
+            count=len(blocks),
+            shown=shown,
+        )
+    missing = [key for key in tower_keys(depth) if key not in state]
+    if missing:
+        raise Fail(
+            "For Tower({width}, {depth}), state_dict() has no {missing}.",
+            "Keep one nn.Sequential(nn.Linear, nn.BatchNorm1d, nn.ReLU) per block, in an nn.ModuleList.",
+            width=width,
+            depth=depth,
+            missing=", ".join(missing[:3]),
+        )
+
+
+@exercise(
+    "10.4",
+    "Register the blocks",
+    passed="The blocks are registered: saved, reloaded, trained by the optimizer and moved with the model.",
+)
+def tower(answer: Remote) -> None:
+    expect_module_class(answer, "Tower")
+    draw = Draw()
+    before = answer.session.state()
+    width = draw.integer(3, 9, avoid=(LESSON_SIZE[0],))
+    depth = draw.integer(2, 5, avoid=(LESSON_SIZE[1],))
+    x = draw.randn(draw.integer(4, 9), width)
+    model = build(answer, width, depth, seed=draw.seed())
+    _expect_registered(model)
+    _expect_keys(state_dict(model), width, depth)
+    initial = state_dict(model)
+    forward(model, x, what="forward in training mode")
+    state = state_dict(model)
+    if torch.equal(state["blocks.0.1.running_mean"], initial["blocks.0.1.running_mean"]):
+        raise Fail(
+            "A forward pass in training mode left blocks.0.1.running_mean as it was: forward does not "
+            "run the blocks' BatchNorm layers.",
+            "Keep the given forward: for block in self.blocks: x = block(x), then self.head(x).",
+        )
+    with student("model.eval()"):
+        model.method("eval")
+    if not close(forward(model, x), tower_eval(x, state, depth)):
+        raise Fail(
+            "In eval mode, forward gives other values than the blocks (linear, batch norm, relu) then head.",
+            "Keep the given forward: for block in self.blocks: x = block(x), then self.head(x).",
+        )
+    fresh = save_and_reload(model, lambda: build(answer, width, depth, seed=draw.seed()))
+    with student("model.eval()"):
+        fresh.method("eval")
+    if not close(forward(fresh, x), forward(model, x)):
+        raise Fail("A model reloaded from the checkpoint computes something else: the blocks were not saved.")
+    with student("model.train()"):
+        model.method("train")
+    sgd_step(model, x)
+    after = state_dict(model)
+    weights = [f"blocks.{i}.0.weight" for i in range(depth)]
+    frozen = [name for name in weights if torch.equal(after[name], state[name])]
+    if frozen:
+        raise Fail(
+            "optimizer.step() did not change {name}: the optimizer only gets model.parameters().",
+            "Register the blocks (nn.ModuleList) so that parameters() yields their weights.",
+            name=frozen[0],
+        )
+    names = ("blocks.0.0.weight", "blocks.0.1.running_mean", "head.weight")
+    expect_runs_on_device(answer, draw.randn(4, LESSON_SIZE[0]), names)
+    leaves_global_state(before, answer.session.state(), "Building and running your model")

@@ -1,0 +1,569 @@
+"""PyTorch's own account of a module's tensors, one `TensorRow` per tensor: the work behind `inventory`.
+
+Registered tensors come from the same walk `named_parameters(remove_duplicate=False)`
+and `named_buffers(remove_duplicate=False)` make, so a tensor registered under several
+names (tied weights, a module used twice) is one row with the other names as aliases.
+`state_dict()` itself says which names are saved; its keys that are no registered
+tensor (packed quantized weights, `get_extra_state`) get rows of their own. Then the
+plain attributes of every module: tensors, and modules kept in plain lists, dicts or
+tuples, whose tensors PyTorch never sees. A plain attribute that holds a registered
+tensor itself is named on that tensor's row (`held_by`); one that holds a view of a
+registered tensor is a reference; a tensor recomputed from registered ones
+(parametrizations, the forward pre-hooks of `weight_norm`, `spectral_norm` and
+pruning) is computed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from buflesson.rows import (
+    BUFFER,
+    COMPUTED,
+    EXTRA_STATE,
+    NON_PERSISTENT_BUFFER,
+    NONE_BUFFER,
+    PARAMETER,
+    PLAIN,
+    REFERENCE,
+    REGISTERED,
+    TensorRow,
+    describe,
+    is_uninitialized,
+)
+
+_INTERNAL = frozenset(vars(nn.Module()))  # training, _parameters, _buffers, _modules, the hook dicts
+_MAX_DEPTH = 4  # how deep to look into lists, tuples and dicts held as attributes
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+class _Entry:
+    """A row being built: mutable until the walk ends."""
+
+    __slots__ = (
+        "name",
+        "kind",
+        "tensor",
+        "aliases",
+        "note",
+        "refers_to",
+        "sources",
+        "info",
+        "in_sd",
+        "hidden_in",
+        "module",
+        "held_by",
+    )
+
+    def __init__(self, name: str, kind: str, tensor: torch.Tensor | None, info: dict | None = None) -> None:
+        self.name = name
+        self.kind = kind
+        self.tensor = tensor
+        self.aliases: list[str] = []
+        self.note = ""
+        self.refers_to: _Entry | None = None
+        self.sources: tuple[str, ...] = ()
+        self.info = info if info is not None else (describe(tensor) if tensor is not None else None)
+        self.in_sd = False
+        self.hidden_in: str | None = None
+        self.module = ""  # the type name of the module that holds it
+        self.held_by: list[str] = []  # plain attributes that hold this very tensor
+
+
+class _Owned:
+    """The rows one module owns, in the order they are shown."""
+
+    __slots__ = ("registered", "computed", "extra", "plain")
+
+    def __init__(self) -> None:
+        self.registered: list[_Entry] = []
+        self.computed: list[_Entry] = []
+        self.extra: list[_Entry] = []
+        self.plain: list[_Entry] = []
+
+    def __iter__(self) -> Iterator[_Entry]:
+        yield from self.registered
+        yield from self.computed
+        yield from self.extra
+        yield from self.plain
+
+
+def collect(module: nn.Module) -> list[TensorRow]:
+    """Every tensor `module` holds, one row each, in the order of `named_modules()`."""
+    return _Walk(module).rows()
+
+
+class _Walk:
+    def __init__(self, root: nn.Module) -> None:
+        self.root = root
+        self.owned: dict[int, _Owned] = {}  # id(module) -> its rows
+        self.modules: list[nn.Module] = []  # each module once, first path first
+        self.prefixes: dict[int, list[str]] = {}  # id(module) -> "a.b." for each path to it
+        self.tensors: dict[int, _Entry] = {}  # id(tensor) -> the row of a registered tensor
+        self.empty: dict[tuple[int, str], _Entry] = {}  # (id(module), name) -> a None buffer's row
+        self.untracked: dict[int, _Entry] = {}  # id(tensor) -> the row of a plain attribute's tensor
+        self.names: dict[str, _Entry] = {}  # every name and alias -> its row
+        self._storages: dict[tuple[str, int], _Entry] | None = None
+        self._active: set[int] = set()  # unregistered modules being walked (a cycle stops there)
+
+    # -- registered tensors --------------------------------------------------------------------
+
+    def _registered(self) -> None:
+        for path, module in self.root.named_modules(remove_duplicate=False):
+            key = id(module)
+            prefix = f"{path}." if path else ""
+            if key in self.prefixes:
+                self.prefixes[key].append(prefix)
+            else:
+                self.prefixes[key] = [prefix]
+                self.modules.append(module)
+                self.owned[key] = _Owned()
+            owned = self.owned[key]
+            for name, param in module._parameters.items():
+                if param is not None:
+                    self._register(prefix + name, PARAMETER, param, owned, module)
+            persistent_off = module._non_persistent_buffers_set
+            for name, buf in module._buffers.items():
+                if buf is None:
+                    slot = (key, name)
+                    if slot in self.empty:
+                        self._alias(self.empty[slot], prefix + name)
+                    else:
+                        entry = _Entry(prefix + name, NONE_BUFFER, None, _NO_TENSOR)
+                        entry.module = type(module).__name__
+                        self.empty[slot] = entry
+                        self.names[entry.name] = entry
+                        owned.registered.append(entry)
+                    continue
+                kind = NON_PERSISTENT_BUFFER if name in persistent_off else BUFFER
+                self._register(prefix + name, kind, buf, owned, module)
+
+    def _register(self, name: str, kind: str, tensor: torch.Tensor, owned: _Owned, module: nn.Module) -> None:
+        entry = self.tensors.get(id(tensor))
+        if entry is not None:
+            self._alias(entry, name)
+            return
+        entry = _Entry(name, kind, tensor)
+        entry.module = type(module).__name__
+        if is_uninitialized(tensor):
+            entry.note = "uninitialized (lazy module): the first forward sets its shape"
+        self.tensors[id(tensor)] = entry
+        self.names[name] = entry
+        owned.registered.append(entry)
+
+    def _alias(self, entry: _Entry, name: str) -> None:
+        if name != entry.name and name not in entry.aliases:
+            entry.aliases.append(name)
+            self.names.setdefault(name, entry)
+
+    # -- computed tensors: parametrizations and the hooks of torch.nn.utils ------------------
+
+    def _computed(self) -> dict[int, dict[str, tuple[str, tuple[str, ...]]]]:
+        """Per module, the plain attributes a forward pre-hook recomputes: name -> (how, sources)."""
+        hooked: dict[int, dict[str, tuple[str, tuple[str, ...]]]] = {}
+        for module in self.modules:
+            key = id(module)
+            prefix = self.prefixes[key][0]
+            parametrizations = (
+                module._modules["parametrizations"] if "parametrizations" in module._modules else None
+            )
+            if isinstance(parametrizations, nn.ModuleDict):
+                for tensor_name, chain in parametrizations.items():
+                    self._parametrized(module, prefix, tensor_name, chain)
+            for hook in module._forward_pre_hooks.values():
+                attr = _recomputed_attribute(hook)
+                if attr is None or not isinstance(vars(module).get(attr), torch.Tensor):
+                    continue
+                sources = tuple(
+                    prefix + name
+                    for name in (*module._parameters, *module._buffers)
+                    if name.startswith(f"{attr}_") and name in self._registered_names(module)
+                )
+                hooked.setdefault(key, {})[attr] = (_hook_label(hook), sources)
+        return hooked
+
+    @staticmethod
+    def _registered_names(module: nn.Module) -> set[str]:
+        return {n for n, t in (*module._parameters.items(), *module._buffers.items()) if t is not None}
+
+    def _parametrized(self, module: nn.Module, prefix: str, tensor_name: str, chain: nn.Module) -> None:
+        originals = [
+            name
+            for name, tensor in (*chain._parameters.items(), *chain._buffers.items())
+            if name.startswith("original") and tensor is not None
+        ]
+        sources = tuple(f"{prefix}parametrizations.{tensor_name}.{name}" for name in originals)
+        first = getattr(chain, originals[0]) if originals else None
+        info = _parametrized_info(chain, first)
+        entry = _Entry(prefix + tensor_name, COMPUTED, None, info)
+        entry.module = type(module).__name__
+        entry.sources = sources
+        steps = ", ".join(type(step).__name__ for step in chain)
+        entry.note = f"computed on access from {_names(sources)} by {steps} (torch.nn.utils.parametrize)"
+        self.names.setdefault(entry.name, entry)
+        for other in self.prefixes[id(module)][1:]:
+            self._alias(entry, other + tensor_name)
+        self.owned[id(module)].computed.append(entry)
+
+    # -- plain attributes ----------------------------------------------------------------------
+
+    def _plain(self, hooked: dict[int, dict[str, tuple[str, tuple[str, ...]]]]) -> None:
+        for module in self.modules:
+            key = id(module)
+            owned = self.owned[key]
+            recomputed = hooked.get(key, {})
+            for prefix in self.prefixes[key]:
+                holder = type(module).__name__
+                for name, value, container in _attribute_values(module):
+                    if isinstance(value, nn.Module):
+                        self._hidden_module(prefix + name, value, container, owned)
+                    elif name in recomputed:
+                        self._recomputed(prefix + name, value, recomputed[name], owned, holder)
+                    else:
+                        self._plain_tensor(prefix + name, value, container, owned, holder)
+
+    def _recomputed(
+        self, name: str, tensor: torch.Tensor, how: tuple[str, tuple[str, ...]], owned: _Owned, holder: str
+    ) -> None:
+        entry = self.untracked.get(id(tensor))
+        if entry is not None:
+            self._alias(entry, name)
+            return
+        label, sources = how
+        entry = _Entry(name, COMPUTED, tensor)
+        entry.module = holder
+        entry.sources = sources
+        entry.note = f"recomputed from {_names(sources)} before each forward by the {label} hook"
+        self.untracked[id(tensor)] = entry
+        self.names.setdefault(name, entry)
+        owned.computed.append(entry)
+
+    def _plain_tensor(
+        self,
+        name: str,
+        tensor: torch.Tensor,
+        container: str,
+        owned: _Owned,
+        holder: str,
+        note: str | None = None,
+        hidden_in: str | None = None,
+    ) -> None:
+        registered = self.tensors.get(id(tensor))
+        if registered is not None:  # the registered tensor itself: one tensor, one row
+            if name not in registered.held_by:
+                registered.held_by.append(name)
+            self.names.setdefault(name, registered)
+            return
+        entry = self.untracked.get(id(tensor))
+        if entry is not None:
+            self._alias(entry, name)
+            return
+        target = self._viewed(tensor)
+        if target is not None:
+            entry = _Entry(name, REFERENCE, tensor)
+            entry.refers_to = target
+            entry.note = f"a view of the {target.kind} {target.name} (shares its memory)"
+        else:
+            entry = _Entry(name, PLAIN, tensor)
+            if note is not None:
+                entry.note = note
+            elif isinstance(tensor, nn.Parameter):
+                entry.note = f"an nn.Parameter kept in a plain {container}: never registered"
+        entry.hidden_in = hidden_in
+        entry.module = holder
+        self.untracked[id(tensor)] = entry
+        self.names.setdefault(name, entry)
+        owned.plain.append(entry)
+
+    def _hidden_module(
+        self, name: str, module: nn.Module, container: str, owned: _Owned, top: str | None = None
+    ) -> None:
+        """A module kept in a plain attribute: registered elsewhere it is fine, else PyTorch never sees it."""
+        if id(module) in self.prefixes or id(module) in self._active:
+            return
+        top = top or name
+        self._active.add(id(module))
+        try:
+            for path, sub in module.named_modules(remove_duplicate=False):
+                if id(sub) in self.prefixes:
+                    continue
+                prefix = f"{name}.{path}." if path else f"{name}."
+                kind = type(sub).__name__
+                for key, tensor in (*sub._parameters.items(), *sub._buffers.items()):
+                    if tensor is None:
+                        continue
+                    what = "a parameter" if key in sub._parameters else "a buffer"
+                    note = f"{what} of a {kind} kept in a plain {container}: never registered"
+                    self._plain_tensor(prefix + key, tensor, container, owned, kind, note, top)
+                for attr, value, inner in _attribute_values(sub):
+                    if isinstance(value, nn.Module):
+                        self._hidden_module(prefix + attr, value, inner, owned, top)
+                    else:
+                        self._plain_tensor(prefix + attr, value, inner, owned, kind, None, top)
+        finally:
+            self._active.discard(id(module))
+
+    def _viewed(self, tensor: torch.Tensor) -> _Entry | None:
+        """The registered row whose memory `tensor` shares (a view, a detached copy), or None."""
+        base = tensor._base
+        if base is not None and id(base) in self.tensors:
+            return self.tensors[id(base)]
+        storage = _storage(tensor)
+        if storage is None:
+            return None
+        if self._storages is None:
+            self._storages = {}
+            for registered in self.tensors.values():
+                where = _storage(registered.tensor)
+                if where is not None:
+                    self._storages.setdefault(where, registered)
+        return self._storages.get(storage)
+
+    # -- state_dict() --------------------------------------------------------------------------
+
+    def _state_dict(self) -> None:
+        try:
+            state = self.root.state_dict(keep_vars=True)
+        except Exception:  # a module whose state_dict() fails: say what the kinds predict
+            for entry in self.tensors.values():
+                entry.in_sd = entry.kind in (PARAMETER, BUFFER)
+            return
+        owners = {prefix: module for module in self.modules for prefix in self.prefixes[id(module)]}
+        for key, value in state.items():
+            entry = self.names.get(key)
+            if entry is not None and entry.kind != COMPUTED:
+                entry.in_sd = True
+                continue
+            module, prefix = _owner(key, owners)
+            entry = _Entry(key, EXTRA_STATE, None, _value_info(value))
+            entry.module = type(module).__name__
+            entry.in_sd = True
+            entry.note = _extra_note(key[len(prefix) :], module, value, entry.info)
+            self.names[key] = entry
+            self.owned[id(module)].extra.append(entry)
+
+    # -- the rows ------------------------------------------------------------------------------
+
+    def rows(self) -> list[TensorRow]:
+        self._registered()
+        hooked = self._computed()
+        self._plain(hooked)
+        self._state_dict()
+        return [_row(entry) for module in self.modules for entry in self.owned[id(module)]]
+
+
+_NO_TENSOR = {
+    "device": "-",
+    "dtype": "-",
+    "requires_grad": False,
+    "shape": None,
+    "elements": None,
+    "nbytes": None,
+}
+
+
+def _row(entry: _Entry) -> TensorRow:
+    info = entry.info or _NO_TENSOR
+    kind = entry.kind
+    target = entry.refers_to
+    if kind == PARAMETER:
+        follows, stepped = True, info["requires_grad"]
+    elif kind in (BUFFER, NON_PERSISTENT_BUFFER, COMPUTED):
+        follows, stepped = True, False
+    elif kind == REFERENCE and target is not None:  # a view: new memory after .to() is not its memory
+        follows, stepped = False, target.kind == PARAMETER and target.info["requires_grad"]
+    else:
+        follows = stepped = False
+    return TensorRow(
+        name=entry.name,
+        kind=kind,
+        in_state_dict=entry.in_sd,
+        follows_to=follows,
+        stepped_by_optimizer=stepped,
+        requires_grad=info["requires_grad"],
+        device=info["device"],
+        dtype=info["dtype"],
+        shape=info["shape"],
+        tensor=entry.tensor,
+        aliases=tuple(entry.aliases),
+        note=entry.note,
+        refers_to=target.name if target is not None else None,
+        sources=entry.sources,
+        elements=info["elements"],
+        nbytes=info["nbytes"],
+        unregistered_in=entry.hidden_in,
+        module=entry.module,
+        held_by=tuple(entry.held_by),
+    )
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return ", ".join(names) if names else "tensors it does not register"
+
+
+def _attribute_values(module: nn.Module) -> Iterator[tuple[str, torch.Tensor | nn.Module, str]]:
+    """(name, value, container) for each tensor or module in a module's plain attributes."""
+    for name, value in vars(module).items():
+        if name in _INTERNAL:
+            continue
+        if isinstance(value, (torch.Tensor, nn.Module)):
+            yield name, value, "attribute"
+        elif isinstance(value, _CONTAINERS) and value:
+            kind = type(value).__name__ if type(value) in _CONTAINERS else "container"
+            for inner, item in _inside(value, name, 1):
+                yield inner, item, kind
+
+
+def _inside(value: object, name: str, depth: int) -> Iterator[tuple[str, torch.Tensor | nn.Module]]:
+    """Tensors and modules inside lists, tuples, sets and dicts, with the index path to each."""
+    if isinstance(value, (torch.Tensor, nn.Module)):
+        yield name, value
+    elif depth > _MAX_DEPTH:
+        return
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (torch.Tensor, nn.Module, *_CONTAINERS)):
+                yield from _inside(item, f"{name}[{key!r}]", depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            if isinstance(item, (torch.Tensor, nn.Module, *_CONTAINERS)):
+                yield from _inside(item, f"{name}[{index}]", depth + 1)
+    elif isinstance(value, (set, frozenset)):
+        for index, item in enumerate(sorted(value, key=repr)):
+            if isinstance(item, (torch.Tensor, nn.Module)):
+                yield from _inside(item, f"{name}{{{index}}}", depth + 1)
+
+
+def _storage(tensor: torch.Tensor) -> tuple[str, int] | None:
+    """Where a tensor's memory lives, to spot views that share it; None when there is no memory."""
+    if tensor.device.type == "meta" or is_uninitialized(tensor):
+        return None
+    try:
+        pointer = tensor.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError, TypeError):
+        return None
+    return (str(tensor.device), pointer) if pointer else None
+
+
+def _recomputed_attribute(hook: object) -> str | None:
+    """The attribute a forward pre-hook of torch.nn.utils recomputes (weight_norm, spectral_norm, prune)."""
+    for field in ("name", "_tensor_name"):
+        try:
+            value = getattr(hook, field, None)
+        except Exception:
+            continue
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _hook_label(hook: object) -> str:
+    module = type(hook).__module__
+    known = {
+        "torch.nn.utils.weight_norm": "weight_norm",
+        "torch.nn.utils.spectral_norm": "spectral_norm",
+        "torch.nn.utils.prune": "prune",
+    }
+    return known.get(module, type(hook).__name__)
+
+
+def _parametrized_info(chain: nn.Module, original: torch.Tensor | None) -> dict:
+    """Device, dtype and shape of a parametrized tensor, computed on the meta device (no side effect)."""
+    info = dict(_NO_TENSOR)
+    if original is None:
+        return info
+    info.update(device=str(original.device), dtype=str(original.dtype).removeprefix("torch."))
+    info["requires_grad"] = any(
+        t.requires_grad for t in (*chain._parameters.values(), *chain._buffers.values()) if t is not None
+    )
+    memo = {}
+    for tensor in (*chain.parameters(), *chain.buffers()):
+        if is_uninitialized(tensor):
+            return info
+        memo[id(tensor)] = torch.empty_like(tensor, device="meta")
+    try:
+        twin = copy.deepcopy(chain, memo)
+        with torch.no_grad():
+            value = twin()
+    except Exception:
+        return info
+    if isinstance(value, torch.Tensor):
+        info.update(shape=tuple(value.shape), dtype=str(value.dtype).removeprefix("torch."))
+    return info
+
+
+def _owner(key: str, owners: dict[str, nn.Module]) -> tuple[nn.Module, str]:
+    """The deepest module whose path is a prefix of a state_dict key, and that prefix."""
+    parts = key.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:cut]) + "."
+        if prefix in owners:
+            return owners[prefix], prefix
+    return owners[""], ""
+
+
+def _extra_note(local: str, module: nn.Module, value: object, info: dict) -> str:
+    owner = type(module).__name__
+    parts = f" ({info['parts']})" if info.get("parts") else ""
+    if local == "_extra_state":
+        return f"returned by {owner}.get_extra_state(){parts}: saved and loaded, not moved, not trained"
+    if type(module)._save_to_state_dict is not nn.Module._save_to_state_dict:
+        what = "packed weights" if "packed" in local.lower() or _is_packed(value) else "a value"
+        return f"{what}{parts} written by {owner}._save_to_state_dict: saved, not a registered tensor"
+    return f"added to state_dict() by a hook{parts}: not a registered tensor"
+
+
+def _is_packed(value: object) -> bool:
+    return isinstance(value, torch.ScriptObject) or (
+        isinstance(value, tuple) and any(isinstance(v, torch.Tensor) and v.is_quantized for v in value)
+    )
+
+
+def _flat_tensors(value: object, depth: int = 0) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if depth > 3:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _flat_tensors(item, depth + 1)]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _flat_tensors(item, depth + 1)]
+    if isinstance(value, torch.ScriptObject):
+        try:
+            return _flat_tensors(value.__getstate__(), depth + 1)
+        except Exception:
+            return []
+    return []
+
+
+def _value_info(value: object) -> dict:
+    """Device, dtype, shape, elements and bytes of a state_dict value that is not a registered tensor."""
+    if isinstance(value, torch.Tensor):
+        return describe(value)
+    info = dict(_NO_TENSOR)
+    if isinstance(value, torch.dtype):
+        return {**info, "dtype": str(value).removeprefix("torch.")}
+    tensors = _flat_tensors(value)
+    if not tensors:
+        return {**info, "dtype": type(value).__name__}
+    parts = [describe(t) for t in tensors]
+    for part in parts:
+        part["shape_text"] = "uninitialized" if part["shape"] is None else str(part["shape"])
+    devices = sorted({p["device"] for p in parts})
+    dtypes = list(dict.fromkeys(p["dtype"] for p in parts))
+    info.update(device=", ".join(devices), dtype=", ".join(dtypes))
+    if len(parts) == 1:
+        info["shape"] = parts[0]["shape"]
+    else:
+        info["parts"] = " and ".join(f"{p['dtype']} {p['shape_text']}" for p in parts)
+    if all(p["elements"] is not None for p in parts):
+        info["elements"] = sum(p["elements"] for p in parts)
+        info["nbytes"] = sum(p["nbytes"] for p in parts)
+    return info
+
+
+__all__ = ["collect", "REGISTERED"]

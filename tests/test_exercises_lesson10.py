@@ -1,0 +1,304 @@
+"""Lesson 10 checks: 10.1 GPT-2's tied matrix, 10.2 what Llama does not save, 10.3 what a forward pass
+changes in a ResNet, 10.4 a tower whose blocks must be registered."""
+
+import pytest
+import torch
+from torch import nn
+
+from buflesson import ListTower, check, inventory, tiny_gpt2, tiny_resnet, tiny_t5
+from buflesson.checks import Fail
+from buflesson.exercises.lesson10 import Why, compare_names, names_from
+from buflesson.results import FAILED, NOT_ATTEMPTED
+
+from corpus import Wrong, verdict_tests
+
+pytest.importorskip("transformers")
+
+# -- 10.1 ---------------------------------------------------------------------------------------
+
+TIED = {"shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"}
+
+
+def predict_tied():  # the answer notebook's answer
+    return {"shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"}
+
+
+def tied_from_pytorch():  # asks PyTorch, as the lesson shows
+    model = tiny_t5()
+    shared = model.shared.weight
+    return {name for name, p in model.named_parameters(remove_duplicate=False) if p is shared}
+
+
+def tied_from_inventory():  # the row's names
+    return inventory(tiny_t5())["shared.weight"].names
+
+
+def tied_raises():
+    return tiny_t5().no_such_attribute
+
+
+def tied_not_yet():
+    raise NotImplementedError
+
+
+# -- 10.2 ---------------------------------------------------------------------------------------
+
+ROTARY = ("model.rotary_emb.inv_freq", "model.rotary_emb.original_inv_freq")
+
+
+def predict_not_saved():
+    return {"model.rotary_emb.inv_freq", "model.rotary_emb.original_inv_freq"}
+
+
+def not_saved_from_pytorch():
+    from buflesson import tiny_llama
+
+    model = tiny_llama()
+    return {name for name, _ in model.named_buffers()} - set(model.state_dict())
+
+
+# -- 10.3 ---------------------------------------------------------------------------------------
+
+STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def predict_changed():
+    return {name for name in tiny_resnet().state_dict() if name.rsplit(".", 1)[-1] in STATS}
+
+
+def changed_by_running():  # runs the model itself, as PyTorch would
+    model = tiny_resnet().train()
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    with torch.no_grad():
+        model(torch.zeros(2, 3, 16, 16).normal_(generator=torch.Generator().manual_seed(1)))
+    return {name for name, value in model.state_dict().items() if not torch.equal(value, before[name])}
+
+
+def changed_from_buffers():  # every buffer of the model is a BatchNorm statistic
+    return tuple(name for name, _ in tiny_resnet().named_buffers())
+
+
+def running_only():
+    return {name for name in predict_changed() if "running" in name}
+
+
+def without_running_var():
+    return {name for name in predict_changed() if not name.endswith("running_var")}
+
+
+def with_norm_weights():
+    return predict_changed() | {"resnet.embedder.embedder.normalization.weight"}
+
+
+def everything_saved():
+    return set(tiny_resnet().state_dict())
+
+
+# -- 10.4 ---------------------------------------------------------------------------------------
+
+
+def _block(width: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU())
+
+
+class Tower(nn.Module):  # the answer notebook's answer
+    def __init__(self, width=8, depth=3):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU()) for _ in range(depth)
+        )
+        self.head = nn.Linear(width, 1)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+class TowerSequential(Tower):  # an nn.Sequential registers its blocks under the same names
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks = nn.Sequential(*(_block(width) for _ in range(depth)))
+
+
+class TowerAppend(nn.Module):  # blocks appended one by one
+    def __init__(self, width=8, depth=3):
+        super().__init__()
+        self.blocks = nn.ModuleList()
+        for _ in range(depth):
+            self.blocks.append(_block(width))
+        self.head = nn.Linear(width, 1)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+class TowerWrapsTheList(ListTower):  # the lesson's class, its list wrapped afterwards
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks = nn.ModuleList(self.blocks)
+
+
+Tower.__name__ = TowerSequential.__name__ = TowerAppend.__name__ = TowerWrapsTheList.__name__ = "Tower"
+
+
+class InTuple(ListTower):
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks = tuple(self.blocks)
+
+
+class Renamed(Tower):  # registered as layers; blocks is a plain list pointing at them
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.layers = self.blocks
+        del self.blocks
+        self.blocks = list(self.layers)
+
+
+class NoNorm(Tower):
+    def forward(self, x):
+        for block in self.blocks:
+            x = torch.relu(block[0](x))
+        return self.head(x)
+
+
+class NoRelu(Tower):
+    def forward(self, x):
+        for block in self.blocks:
+            x = block[1](block[0](x))
+        return self.head(x)
+
+
+class FrozenBlocks(Tower):
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks.requires_grad_(False)
+
+
+class FixedSize(Tower):  # ignores its arguments
+    def __init__(self, width=8, depth=3):
+        super().__init__(8, 3)
+
+
+class HeadInList(Tower):
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        head = self.head
+        del self.head
+        self.heads = [head]
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.heads[0](x)
+
+
+class TowerNotYet(nn.Module):
+    def __init__(self, width=8, depth=3):
+        super().__init__()
+        raise NotImplementedError
+
+
+RIGHT = {
+    "10.1": [predict_tied, tied_from_pytorch, tied_from_inventory, sorted(TIED)],
+    "10.2": [predict_not_saved, not_saved_from_pytorch, list(ROTARY), tuple(reversed(ROTARY))],
+    "10.3": [predict_changed, changed_by_running, changed_from_buffers, sorted(predict_changed())],
+    "10.4": [Tower, TowerSequential, TowerAppend, TowerWrapsTheList],
+}
+
+WRONG = {
+    "10.1": [
+        Wrong(sorted(TIED - {"lm_head.weight"}), "misses lm_head.weight: T5's config ties", "'also' line"),
+        Wrong(["shared.weight", "lm_head.weight"], "misses decoder.embed_tokens.weight", "'also' line"),
+        Wrong(sorted(TIED - {"shared.weight"}), "misses shared.weight itself", "shared.weight too"),
+        Wrong(
+            sorted(TIED | {"encoder.final_layer_norm.weight"}),
+            "is a tensor of its own (shape (32,))",
+            "one row",
+        ),
+        Wrong(
+            sorted(TIED | {"embed_tokens.weight"}), "no tensor named 'embed_tokens.weight'", "Copy the names"
+        ),
+        Wrong("shared.weight", "Expected a set of tensor names, got str", "Return a set of strings"),
+        Wrong(4, "got int", "Return a set of strings"),
+        Wrong({1, 2}, "Every name must be a string", "in quotes"),
+        Wrong(tied_raises, "tied_raises() raised AttributeError", "Run that step yourself"),
+    ],
+    "10.2": [
+        Wrong({ROTARY[0]}, "misses model.rotary_emb.original_inv_freq", "kind='non-persistent buffer'"),
+        Wrong([*ROTARY, "lm_head.weight"], "lm_head.weight is a parameter", "non-persistent buffer"),
+        Wrong(["inv_freq", "original_inv_freq"], "no tensor named 'inv_freq'", "module path"),
+        Wrong(set(), "misses model.rotary_emb.inv_freq", "non-persistent buffer"),
+        Wrong({ROTARY[0]: 1}, "got dict", "Return a set of strings"),
+        Wrong(tiny_gpt2, "tiny_gpt2 is buflesson's own", "Write the answer yourself"),
+    ],
+    "10.3": [
+        Wrong(running_only, "num_batches_tracked: it counts the batches", "num_batches_tracked"),
+        Wrong(without_running_var, "running_var: BatchNorm updates its running statistics", "kind='buffer'"),
+        Wrong(with_norm_weights, "normalization.weight is a parameter", "no optimizer here"),
+        Wrong(everything_saved, "classifier.1.bias is a parameter", "no optimizer here"),
+        Wrong({"running_mean"}, "no tensor named 'running_mean'", "module path"),
+        Wrong(set(), "misses resnet.embedder.embedder.normalization.num_batches_tracked", "num_batches"),
+    ],
+    "10.4": [
+        Wrong(ListTower, "modules kept in a plain list or dict", "nn.ModuleList"),
+        Wrong(InTuple, "modules kept in a plain list or dict", "self.blocks = nn.ModuleList"),
+        Wrong(HeadInList, "heads[0].weight", "nn.ModuleList"),
+        Wrong(Renamed, "no key that starts with blocks.", "Keep the name blocks"),
+        Wrong(NoNorm, "left blocks.0.1.running_mean as it was", "Keep the given forward"),
+        Wrong(FrozenBlocks, "did not change blocks.0.0.weight", "parameters() yields"),
+        Wrong(FixedSize, "blocks of width 8", "Build the tower from the arguments"),
+        Wrong(NoRelu, "other values than the blocks", "Keep the given forward"),
+        Wrong(Tower(), "not the class", "check(..., Tower)"),
+    ],
+}
+
+test_right_answer_passes, test_wrong_answer_fails_naming_its_mistake = verdict_tests(RIGHT, WRONG)
+
+
+@pytest.mark.parametrize("exercise_id", ["10.1", "10.2", "10.3"])
+def test_placeholders_and_unwritten_functions_are_not_attempted(exercise_id):
+    assert check(exercise_id, ...).status == NOT_ATTEMPTED
+    assert check(exercise_id, tied_not_yet).status == NOT_ATTEMPTED
+    assert check(exercise_id, None).status == FAILED
+
+
+def test_10_4_not_attempted():
+    assert check("10.4", ...).status == NOT_ATTEMPTED
+    assert check("10.4", TowerNotYet).status == NOT_ATTEMPTED
+
+
+def test_10_4_leaves_the_students_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    check("10.4", Tower)
+    assert torch.equal(torch.rand(1), expected)
+
+
+# -- the comparison itself, on plain data ---------------------------------------------------------
+
+WHY = Why(missing=lambda name: ("missing {name}", "m"), extra=lambda name: ("extra {name}", "e"))
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"a", "b", "zzz"}, "M has no tensor named 'zzz'."),
+        ({"a", "b", "c"}, "extra c"),
+        ({"a"}, "missing b"),
+        ({"c", "zzz"}, "M has no tensor named 'zzz'."),  # unknown names first, then extra, then missing
+    ],
+)
+def test_compare_names_names_the_first_mistake(given, message):
+    with pytest.raises(Fail) as failure:
+        compare_names(given, {"a", "b"}, {"a", "b", "c"}, WHY, "M")
+    assert failure.value.message == message
+
+
+def test_compare_names_passes_the_truth_and_names_from_accepts_collections():
+    compare_names({"a", "b"}, {"a", "b"}, {"a", "b"}, WHY, "M")
+    assert names_from(["a", "b", "a"]) == names_from(("b", "a")) == names_from(frozenset("ab")) == {"a", "b"}
