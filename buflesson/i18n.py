@@ -4,17 +4,30 @@ Every message a student reads (check titles, messages, hints, table headings, au
 written in English in the code, and that English text is the key of its translation in
 `locale/LANG.json`. `language("zh")` switches the process (a lesson's first cell does it in the
 Chinese notebooks); `tr(text)` gives the translation of `text`, or `text` itself where there is none.
+
+How the code marks its texts, so that `messages()` finds every one of them:
+
+- a text shown as it is: `tr("...")` where it is shown, or `N_("...")` where it is defined (a
+  constant, a dict of labels) and `tr(constant)` where it is shown;
+- a text with values: `Fail(template, hint, **values)`, `Msg(template, **values)` (rendered in the
+  current language whenever it is turned into a string) or `render(template, **values)` (rendered
+  now). Names, numbers and tensors' values are values; a value that is itself prose is a `Msg`.
+A template is a literal (or a marked constant), never an f-string: its translation keeps its
+`{placeholders}`, and the same sentence is translated once for every name and number it is used with.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
 LANGUAGES = {"en": "English", "zh": "简体中文"}
 _LOCALE = Path(__file__).parent / "locale"
 _current = ["en"]
+_missing: set[tuple[str, str]] = set()  # (language, English text) looked up without a translation
 
 
 def language(code: str | None = None) -> str | None:
@@ -38,7 +51,90 @@ def catalog(code: str) -> dict[str, str]:
 
 def tr(text: str, code: str | None = None) -> str:
     """`text` in the current language (or `code`), falling back to the English text."""
-    return catalog(code or _current[0]).get(text, text)
+    code = code or _current[0]
+    if code == "en":
+        return text
+    found = catalog(code).get(text)
+    if found is None:
+        _missing.add((code, text))
+        return text
+    return found
+
+
+def N_(text: str) -> str:  # noqa: N802 (the usual name of gettext's marker)
+    """Mark a constant text as translatable where it is defined; `tr()` it where it is shown."""
+    return text
+
+
+def render(template: str, code: str | None = None, /, **values: object) -> str:
+    """`template` in the current language (or `code`), filled with `values` (`str.format`).
+
+    Without values the text is not formatted (its braces are its own). A value that is a `Msg` is
+    rendered in the same language."""
+    text = tr(template, code)
+    if not values:
+        return text
+    if code is None or code == _current[0]:
+        return text.format(**values)
+    with using(code):
+        return text.format(**values)
+
+
+class Msg:
+    """A message that is rendered when it is shown: a template and its values.
+
+    `str(msg)` (and `f"{msg}"`) gives it in the current language, so a `Msg` passed as a value of
+    another message (what the student's code was doing when it raised) is translated with it."""
+
+    __slots__ = ("template", "values")
+
+    def __init__(self, template: str, /, **values: object) -> None:
+        self.template = template
+        self.values = values
+
+    def __str__(self) -> str:
+        return render(self.template, **self.values)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __repr__(self) -> str:
+        shown = "".join(f", {name}={value!r}" for name, value in self.values.items())
+        return f"Msg({self.template!r}{shown})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Msg) and (self.template, self.values) == (other.template, other.values)
+
+    def __hash__(self) -> int:
+        return hash((self.template, tuple(sorted((k, repr(v)) for k, v in self.values.items()))))
+
+
+COMMA = N_(", ")
+
+
+def listing(items: Iterable[object], separator: str = COMMA) -> str:
+    """Items of a sentence joined as the current language writes a list: `a, b` or `a、b`
+    (`separator` is an English separator marked with `N_`: `", "`, `" and "`, `"; "`)."""
+    return tr(separator).join(str(item) for item in items)
+
+
+class Listed:
+    """Items (texts, `Msg`s) shown as a list in the language current when it is shown: `a, b`."""
+
+    __slots__ = ("items", "separator")
+
+    def __init__(self, items: Iterable[object], separator: str = COMMA) -> None:
+        self.items = list(items)
+        self.separator = separator
+
+    def __str__(self) -> str:
+        return listing(self.items, self.separator)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __repr__(self) -> str:
+        return f"Listed({self.items!r}, {self.separator!r})"
 
 
 class using:
@@ -54,3 +150,93 @@ class using:
 
     def __exit__(self, *exc: object) -> None:
         _current[0] = self.previous or "en"
+
+
+# -- finding the texts ----------------------------------------------------------------------------
+
+# Calls whose first arguments are English texts to translate: name -> how many leading arguments.
+MARKERS = {"Fail": 2, "Msg": 1, "N_": 1, "tr": 1, "render": 1, "student": 1}
+# `@exercise(id, title, passed=...)`: the title and the passed message.
+EXERCISE = "exercise"
+
+
+def _texts_in(node: ast.AST) -> Iterator[ast.AST]:
+    """The literal texts an argument can evaluate to (`a if c else b` gives both), and any f-string
+    or concatenation in their place (which no catalog can hold)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        yield node
+    elif isinstance(node, ast.IfExp):
+        yield from _texts_in(node.body)
+        yield from _texts_in(node.orelse)
+    elif isinstance(node, ast.BoolOp):
+        for value in node.values:
+            yield from _texts_in(value)
+    elif isinstance(node, (ast.JoinedStr, ast.BinOp)):
+        yield node
+
+
+def _call_name(node: ast.Call) -> str | None:
+    func = node.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
+
+
+def scan(source: str, where: str = "") -> tuple[list[str], list[str]]:
+    """The translatable texts of one module's source (in order), and the places where a marked
+    argument is built at run time (an f-string or a `+`), which a catalog cannot translate."""
+    texts: list[str] = []
+    problems: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _call_name(node)
+        arguments: list[ast.AST] = []
+        if name in MARKERS:
+            arguments = list(node.args[: MARKERS[name]])
+            if name == "Fail":
+                arguments += [kw.value for kw in node.keywords if kw.arg == "hint"]
+        elif name == EXERCISE:
+            arguments = list(node.args[1:2]) + [
+                kw.value for kw in node.keywords if kw.arg in ("title", "passed")
+            ]
+        for argument in arguments:
+            for found in _texts_in(argument):
+                if isinstance(found, ast.Constant):
+                    texts.append(found.value)
+                else:
+                    problems.append(f"{where}:{found.lineno}: {name}() is given a text built at run time")
+    return texts, problems
+
+
+def _sources() -> Iterator[tuple[str, str]]:
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package.parent).as_posix()
+        if relative.startswith("buflesson/grading/"):
+            continue  # the grader's own texts are not the student's (its feedback reuses the checks')
+        yield relative, path.read_text(encoding="utf-8")
+
+
+def messages() -> list[str]:
+    """Every translatable English text in buflesson, each once, in the order the modules give them."""
+    found: list[str] = []
+    for where, source in _sources():
+        found += scan(source, where)[0]
+    return list(dict.fromkeys(found))
+
+
+def built_at_run_time() -> list[str]:
+    """Places where a marked argument is an f-string or a concatenation (none should be)."""
+    out: list[str] = []
+    for where, source in _sources():
+        out += scan(source, where)[1]
+    return out
+
+
+def missing() -> set[tuple[str, str]]:
+    """(language, English text) for every text looked up since the process started that had no
+    translation: what a test runs the checks for, to find texts the scan cannot see."""
+    return set(_missing)
