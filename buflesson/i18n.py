@@ -11,7 +11,8 @@ How the code marks its texts, so that `messages()` finds every one of them:
   constant, a dict of labels) and `tr(constant)` where it is shown;
 - a text with values: `Fail(template, hint, **values)`, `Msg(template, **values)` (rendered in the
   current language whenever it is turned into a string) or `render(template, **values)` (rendered
-  now). Names, numbers and tensors' values are values; a value that is itself prose is a `Msg`.
+  now); in a figure, `figures.caption(template, **values)`. Names, numbers and tensors' values are
+  values; a value that is itself prose is a `Msg`.
 A template is a literal (or a marked constant), never an f-string: its translation keeps its
 `{placeholders}`, and the same sentence is translated once for every name and number it is used with.
 """
@@ -137,6 +138,11 @@ class Listed:
         return f"Listed({self.items!r}, {self.separator!r})"
 
 
+def after_label(label: str) -> str:
+    """The space that follows a label ending in a colon: one after `Hint:`, none after `提示：`."""
+    return "" if label.endswith("：") else " "
+
+
 class using:
     """`with using("zh"): ...` renders messages in another language for a while (the grader's
     feedback for a Chinese notebook), then puts the previous language back."""
@@ -155,7 +161,7 @@ class using:
 # -- finding the texts ----------------------------------------------------------------------------
 
 # Calls whose first arguments are English texts to translate: name -> how many leading arguments.
-MARKERS = {"Fail": 2, "Msg": 1, "N_": 1, "tr": 1, "render": 1, "student": 1}
+MARKERS = {"Fail": 2, "Msg": 1, "N_": 1, "tr": 1, "render": 1, "student": 1, "caption": 1}
 # `@exercise(id, title, passed=...)`: the title and the passed message.
 EXERCISE = "exercise"
 

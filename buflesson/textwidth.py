@@ -3,7 +3,7 @@
 `width` measures a string in columns, `ljust`/`rjust` pad to a width in columns, and `wrap` breaks
 text into lines of at most a width in columns: at spaces, as `textwrap` does, and also between two
 CJK characters (Chinese has no spaces), never before a closing mark (，。、：；）) or after an
-opening one (（“). For text without wide characters `wrap` gives what `textwrap.wrap` gives.
+opening one (（“). Text without wide characters is wrapped by `textwrap.wrap` itself.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _units(text: str) -> list[str]:
 def wrap(text: str, columns: int, initial_indent: str = "", subsequent_indent: str = "") -> list[str]:
     """`text` in lines of at most `columns` columns (a word longer than a line is cut), spaces
     collapsed as `textwrap` does; `[]` for empty text."""
-    if text.isascii() and initial_indent.isascii() and subsequent_indent.isascii():
+    if not any(_is_wide(char) for char in text + initial_indent + subsequent_indent):
         return textwrap.wrap(
             text,
             columns,
