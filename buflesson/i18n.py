@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import json
+import string
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
@@ -76,9 +77,50 @@ def render(template: str, code: str | None = None, /, **values: object) -> str:
     if not values:
         return text
     if code is None or code == _current[0]:
-        return text.format(**values)
+        return fill(text, values)
     with using(code):
-        return text.format(**values)
+        return fill(text, values)
+
+
+_FORMATTER = string.Formatter()
+
+
+def _cjk(char: str) -> bool:
+    """A character of CJK text: a Han character or full-width punctuation (no space around it)."""
+    return "\u3000" <= char <= "\u9fff" or "\uff00" <= char <= "\uffef"
+
+
+def fill(template: str, values: dict[str, object]) -> str:
+    """`template.format(**values)`, except that a space the template puts between a placeholder and
+    CJK text is dropped when the value itself starts or ends with CJK text ("{what} 改变了" reads
+    "evaluate(model, x) 改变了" but "构建模型改变了"). Text without CJK comes out as `str.format` gives it."""
+    parts: list[str] = []
+    is_value: list[bool] = []
+    for literal, field, spec, conversion in _FORMATTER.parse(template):
+        if literal:
+            parts.append(literal)
+            is_value.append(False)
+        if field is not None:
+            value, _ = _FORMATTER.get_field(field, (), values)
+            value = _FORMATTER.convert_field(value, conversion)
+            parts.append(_FORMATTER.format_field(value, _FORMATTER.vformat(spec or "", (), values)))
+            is_value.append(True)
+    return _tight(parts, is_value)
+
+
+def _tight(parts: list[str], is_value: list[bool]) -> str:
+    """The parts joined, less each space at the edge of a literal part that would stand between two
+    CJK characters because the value next to it starts or ends with CJK text."""
+    parts = list(parts)
+    for i in range(len(parts) - 1):
+        left, right = parts[i], parts[i + 1]
+        if is_value[i] and right[:1] == " " and left[-1:] and _cjk(left[-1]) and _cjk(right[1:2] or "a"):
+            parts[i + 1] = right[1:]
+        elif (
+            is_value[i + 1] and left[-1:] == " " and right[:1] and _cjk(right[0]) and _cjk(left[-2:-1] or "a")
+        ):
+            parts[i] = left[:-1]
+    return "".join(parts)
 
 
 class Msg:
@@ -116,7 +158,13 @@ COMMA = N_(", ")
 def listing(items: Iterable[object], separator: str = COMMA) -> str:
     """Items of a sentence joined as the current language writes a list: `a, b` or `a、b`
     (`separator` is an English separator marked with `N_`: `", "`, `" and "`, `"; "`)."""
-    return tr(separator).join(str(item) for item in items)
+    texts = [str(item) for item in items]
+    glue = tr(separator)
+    parts, is_value = texts[:1], [True] * len(texts[:1])
+    for text in texts[1:]:
+        parts += [glue, text]
+        is_value += [False, True]
+    return _tight(parts, is_value)
 
 
 class Listed:
@@ -193,7 +241,7 @@ def _call_name(node: ast.Call) -> str | None:
 def scan(source: str, where: str = "") -> tuple[list[str], list[str]]:
     """The translatable texts of one module's source (in order), and the places where a marked
     argument is built at run time (an f-string or a `+`), which a catalog cannot translate."""
-    texts: list[str] = []
+    texts: list[tuple[int, int, str]] = []
     problems: list[str] = []
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.Call):
@@ -211,10 +259,10 @@ def scan(source: str, where: str = "") -> tuple[list[str], list[str]]:
         for argument in arguments:
             for found in _texts_in(argument):
                 if isinstance(found, ast.Constant):
-                    texts.append(found.value)
+                    texts.append((found.lineno, found.col_offset, found.value))
                 else:
                     problems.append(f"{where}:{found.lineno}: {name}() is given a text built at run time")
-    return texts, problems
+    return [text for *_, text in sorted(texts)], problems
 
 
 def _sources() -> Iterator[tuple[str, str]]:
