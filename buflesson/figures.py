@@ -62,13 +62,44 @@ CJK_FONTS = (
 _NEEDS_FONT = {"zh": CJK_FONTS}
 
 
+# Words in the file names of those fonts: a font installed after matplotlib built its font cache is
+# added from its file (matplotlib does not look again by itself).
+_CJK_FILES = (
+    "cjk",
+    "wqy",
+    "microhei",
+    "zenhei",
+    "pingfang",
+    "msyh",
+    "yahei",
+    "simhei",
+    "heiti",
+    "hiragino",
+    "droidsansfallback",
+    "sourcehan",
+    "notosanssc",
+    "arialuni",
+)
+
+
 @cache
 def installed_font(families: tuple[str, ...]) -> str | None:
     """The first of `families` that matplotlib finds on this machine, or None."""
     from matplotlib import font_manager
 
-    present = {font.name for font in font_manager.fontManager.ttflist}
-    return next((family for family in families if family in present), None)
+    def found() -> str | None:
+        present = {font.name for font in font_manager.fontManager.ttflist}
+        return next((family for family in families if family in present), None)
+
+    if found() is None:
+        for path in font_manager.findSystemFonts():
+            name = path.replace("-", "").replace("_", "").replace(" ", "").lower()
+            if any(word in name for word in _CJK_FILES):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except Exception:  # a font file matplotlib cannot read is no font for figures
+                    continue
+    return found()
 
 
 def _font() -> str | None:
@@ -80,6 +111,18 @@ def _font() -> str | None:
 def can_draw() -> bool:
     """True when figures can show text in the current language (English always; Chinese with a CJK font)."""
     return language() not in _NEEDS_FONT or _font() is not None
+
+
+def bold() -> str:
+    """The font weight for emphasis: "bold", or "normal" where the font the language needs has no bold
+    face (matplotlib would log a warning for every figure)."""
+    font = _font()
+    if font is None:
+        return "bold"
+    from matplotlib import font_manager
+
+    weights = [f.weight for f in font_manager.fontManager.ttflist if f.name == font]
+    return "bold" if any(w == "bold" or (isinstance(w, int) and w >= 600) for w in weights) else "normal"
 
 
 def caption(template: str, **values: object) -> str:
@@ -95,8 +138,7 @@ def styled() -> Iterator[None]:
 
     style = dict(STYLE)
     font = _font()
-    if font is not None:
-        style["font.family"] = ["sans-serif"]
-        style["font.sans-serif"] = [*matplotlib.rcParams["font.sans-serif"][:1], font]
+    if font is not None:  # named families, not "sans-serif": a figure is drawn after this block ends
+        style["font.family"] = [*matplotlib.rcParams["font.sans-serif"][:1], font]
     with matplotlib.rc_context(style):
         yield

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from buflesson.figures import FAINT, INK, caption, styled
+from buflesson.figures import FAINT, INK, bold, caption, styled
 from buflesson.i18n import N_
 from buflesson.inventory import (
     BUFFER,
@@ -80,7 +80,7 @@ def state_map(model: nn.Module, title: str | None = None) -> Figure:
     from matplotlib.patches import FancyBboxPatch, Patch
 
     rows = _ordered(list(inventory(model)))
-    yes, no = caption("yes"), caption("no")
+    yes, no, emphasis = caption("yes"), caption("no"), bold()
     with styled():
         height = 1.9 + 0.42 * max(len(rows), 1)
         fig = Figure(figsize=(8.0, height), layout="constrained")
@@ -106,7 +106,7 @@ def state_map(model: nn.Module, title: str | None = None) -> Figure:
                     ha="center",
                     va="center",
                     fontsize=10,
-                    fontweight="bold" if flag else "normal",
+                    fontweight=emphasis if flag else "normal",
                     color=_ink(colour) if flag else INK,
                 )
             ax.add_patch(FancyBboxPatch((2.75, y - 0.15), 0.12, 0.3, boxstyle="square,pad=0", color=colour))

@@ -167,7 +167,7 @@ def test_a_step_named_in_a_message_is_translated_with_it():
     with using("zh"):
         chinese = check("3.1", Broken)
     assert english.message == "Creating Broken() raised ValueError: boom"
-    assert chinese.message == "创建 Broken() 抛出了 ValueError: boom"  # PyTorch's and Python's words stay
+    assert chinese.message == "创建 Broken() 时抛出了 ValueError: boom"  # PyTorch's and Python's words stay
 
 
 # -- every wrong answer of every lesson, in Chinese ----------------------------------------------
