@@ -419,11 +419,13 @@ div.bl-inv .bl-w{white-space:nowrap}
 div.bl-inv .bl-mono{font-family:var(--jp-code-font-family,monospace);font-size:12px}
 """
 # Languages written in CJK characters: the flag columns' headings stay horizontal (a CJK character
-# set sideways by the English rule reads upside down) and wrap between characters in a narrow column.
+# set sideways by the English rule reads upside down) and wrap only at their spaces (`在 state_dict 中`,
+# `随 .to() 转换`), never inside a word. Scoped to its own tables, so an English table next to it keeps
+# its rule.
 _CJK = ("zh",)
 _CJK_STYLE = """
-div.bl-inv table.bl-t th.bl-flag{writing-mode:horizontal-tb;transform:none;max-height:none;
-max-width:5.5em;min-width:3em;white-space:normal;word-break:normal;line-break:strict;padding:2px 4px}
+div.bl-inv.bl-cjk table.bl-t th.bl-flag{writing-mode:horizontal-tb;transform:none;max-height:none;
+max-width:6.5em;white-space:normal;word-break:keep-all;overflow-wrap:normal;padding:2px 4px}
 """
 
 
@@ -548,9 +550,10 @@ def to_html(
     line = (
         f"<div class='bl-dim'>{_marked(line.replace('expand=True', '`expand=True`'))}</div>" if line else ""
     )
-    style = _STYLE.strip() + _kind_css() + (_CJK_STYLE.strip() if language() in _CJK else "")
+    cjk = language() in _CJK
+    style = _STYLE.strip() + _kind_css() + (_CJK_STYLE.strip() if cjk else "")
     return (
-        f"<div class='bl-inv'><style>{style}</style>"
+        f"<div class='bl-inv{' bl-cjk' if cjk else ''}'><style>{style}</style>"
         f"{_summary_html(title, all_rows)}{line}"
         f"<div class='bl-scroll'><table class='bl-t bl-rows'><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></div></div>"
