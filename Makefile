@@ -77,7 +77,10 @@ lesson: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -q $(wildcard tests/test_exercises_lesson$(N).py) \
 		tests/test_check.py tests/test_corpus.py
 	$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_authoring.py -k '$(N)-'
-	$(BIN)/python -m pytest -p no:cacheprovider -q notebooks/$(N)-*.ipynb notebooks/answers/$(N)-*.ipynb $(NBVAL_FLAGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -q tests/test_translations.py -k '$(N)-'
+	$(BIN)/python -m pytest -p no:cacheprovider -q $(NBVAL_FLAGS) \
+		$$(ls notebooks/$(N)-*.ipynb notebooks/answers/$(N)-*.ipynb notebooks/*/$(N)-*.ipynb \
+		notebooks/*/answers/$(N)-*.ipynb 2>/dev/null | sort -u)
 
 clean:
 	find . -name __pycache__ -o -name .ipynb_checkpoints -o -name .pytest_cache -o -name .ruff_cache | xargs rm -rf

@@ -20,6 +20,9 @@ Four problems, each a mistake people report in public issue trackers:
 
 Tensors that `torch.nn.utils` recomputes (weight_norm, spectral_norm, pruning,
 parametrizations) are computed, not plain, and are never reported.
+
+A finding's `problem` is one of the English names above (data); its message, fix and the notes are
+written in the language current when `audit` runs, the labels when the audit is shown.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from buflesson import textwidth
 from buflesson.grouping import short_list
+from buflesson.i18n import N_, Listed, Msg, after_label, render, tr
 from buflesson.inventory import (
     NON_PERSISTENT_BUFFER,
     PARAMETER,
@@ -45,19 +50,25 @@ from buflesson.inventory import (
     inventory,
 )
 
-UNREGISTERED_MODULE = "unregistered module"
-STALE_REFERENCE = "stale reference"
-PLAIN_TENSOR = "plain tensor"
-UNSAVED_STATE = "unsaved state"
-FORWARD_FAILS = "forward fails"
+UNREGISTERED_MODULE = N_("unregistered module")
+STALE_REFERENCE = N_("stale reference")
+PLAIN_TENSOR = N_("plain tensor")
+UNSAVED_STATE = N_("unsaved state")
+FORWARD_FAILS = N_("forward fails")
 
-BUFFER_RULE = (
+BUFFER_RULE = N_(
     ".to(), .cuda(), .double() and .half() replace a buffer with a new tensor whenever they change its "
     "device or dtype (a conversion that changes nothing keeps the same object)"
 )
-PARAMETER_RULE = (
+PARAMETER_RULE = N_(
     "they keep a parameter's nn.Parameter object but give it new .data (.to('meta') replaces the object too)"
 )
+PARAMETER_RULE_ALONE = N_(
+    ".to(), .cuda(), .double() and .half() keep a parameter's nn.Parameter object but give it new .data "
+    "(.to('meta') replaces the object too)"
+)
+FIX = N_("Fix:")
+COLON = N_(": ")
 CONVERSIONS = f"{BUFFER_RULE}; {PARAMETER_RULE}."
 """What PyTorch's conversions do to the tensors a plain attribute may hold (torch 2.13, `Module._apply`)."""
 
@@ -95,18 +106,37 @@ class Audit:
 
     def _headline(self) -> str:
         if self.ok:
-            return f"audit({self.title}): no state problems found in {self.checked} tensors."
+            return render(
+                "audit({title}): no state problems found in {count} tensors.",
+                title=self.title,
+                count=self.checked,
+            )
         count = len(self.findings)
-        return f"audit({self.title}): {count} state problem{'s' if count != 1 else ''} found."
+        return render(
+            "audit({title}): {count} state problem found."
+            if count == 1
+            else "audit({title}): {count} state problems found.",
+            title=self.title,
+            count=count,
+        )
 
     def __str__(self) -> str:
         lines = [self._headline()]
         for number, finding in enumerate(self.findings, start=1):
-            lines += _wrap(f"{number}. {finding.name}: {finding.problem}", "   ", first="")
+            lines += _wrap(
+                render(
+                    "{number}. {name}: {problem}",
+                    number=number,
+                    name=finding.name,
+                    problem=tr(finding.problem),
+                ),
+                "   ",
+                first="",
+            )
             lines += _wrap(finding.message, "   ")
-            lines += _wrap(f"Fix: {finding.fix}", "   ")
+            lines += _wrap(tr(FIX) + after_label(tr(FIX)) + finding.fix, "   ")
         for note in self.notes:
-            lines += _wrap(f"Note: {note}", "   ", first="")
+            lines += _wrap(render("Note: {note}", note=note), "   ", first="")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -121,18 +151,21 @@ class Audit:
             f"<div style='font-weight:600'>{html.escape(self._headline())}</div>"
         ]
         if self.findings:
+            fix = tr(FIX)
             parts.append("<ol style='margin:4px 0;padding-left:22px'>")
             for finding in self.findings:
                 parts.append(
                     "<li style='margin:6px 0'>"
                     "<span style='font-family:var(--jp-code-font-family, monospace);overflow-wrap:anywhere'>"
-                    f"{html.escape(finding.name)}</span>: <b>{html.escape(finding.problem)}</b>"
+                    f"{html.escape(finding.name)}</span>{html.escape(tr(COLON))}"
+                    f"<b>{html.escape(tr(finding.problem))}</b>"
                     f"<div>{html.escape(finding.message)}</div>"
-                    f"<div><b>Fix:</b> {html.escape(finding.fix)}</div></li>"
+                    f"<div><b>{html.escape(fix)}</b>{after_label(fix)}{html.escape(finding.fix)}</div></li>"
                 )
             parts.append("</ol>")
         parts += [
-            f"<div style='color:var(--jp-ui-font-color2, #616161)'><i>Note: {html.escape(note)}</i></div>"
+            "<div style='color:var(--jp-ui-font-color2, #616161)'>"
+            f"<i>{html.escape(render('Note: {note}', note=note))}</i></div>"
             for note in self.notes
         ]
         parts.append("</div>")
@@ -140,15 +173,7 @@ class Audit:
 
 
 def _wrap(text: str, indent: str, first: str | None = None) -> list[str]:
-    import textwrap
-
-    return textwrap.wrap(
-        text,
-        100,
-        initial_indent=indent if first is None else first,
-        subsequent_indent=indent,
-        break_on_hyphens=False,
-    )
+    return textwidth.wrap(text, 100, indent if first is None else first, indent)
 
 
 # -- names as Python ------------------------------------------------------------------------
@@ -260,37 +285,54 @@ def _reference_findings(model: nn.Module, table: Inventory, modules: dict[str, n
             continue
         owner, _ = _split_owner(name, modules)
         read = _self_path(owner, target.name) or python_path(target.name)
-        what = (
-            f"the {target.kind} {target.name!r} itself"
-            if itself
-            else f"a view of the {target.kind} {target.name!r} (it shares its memory)"
-        )
         findings.append(
             Finding(
                 name,
                 STALE_REFERENCE,
-                f"It is {what}, kept in a plain attribute. {_rule(target)}, so after a move {name} still "
-                "holds the old tensor: its device, dtype and values no longer follow the model.",
-                f"Keep the name, not the tensor: read {read} where you need it (or use a @property "
-                "that returns it).",
+                render(
+                    "It is the {kind} {target!r} itself, kept in a plain attribute. {rule}, so after a "
+                    "move {name} still holds the old tensor: its device, dtype and values no longer follow "
+                    "the model."
+                    if itself
+                    else "It is a view of the {kind} {target!r} (it shares its memory), kept in a plain "
+                    "attribute. {rule}, so after a move {name} still holds the old tensor: its device, dtype "
+                    "and values no longer follow the model.",
+                    kind=tr(target.kind),
+                    target=target.name,
+                    rule=_rule(target),
+                    name=name,
+                ),
+                render(
+                    "Keep the name, not the tensor: read {read} where you need it (or use a @property that "
+                    "returns it).",
+                    read=read,
+                ),
             )
         )
     return findings
 
 
 def _rule(target: TensorRow) -> str:
-    if target.kind == PARAMETER:
-        return f".to(), .cuda(), .double() and .half() {PARAMETER_RULE.removeprefix('they ')}"
-    return BUFFER_RULE
+    return tr(PARAMETER_RULE_ALONE if target.kind == PARAMETER else BUFFER_RULE)
 
 
 # -- modules kept in plain containers -------------------------------------------------------
 
+# The container a module is kept in: where (prose), what registers it instead (code), how (a template).
 _CONTAINER_FIX = {
-    "list": ("a plain list", "nn.ModuleList", "self.{attr} = nn.ModuleList([...])"),
-    "tuple": ("a tuple", "nn.ModuleList", "self.{attr} = nn.ModuleList([...])"),
-    "dict": ("a plain dict", "nn.ModuleDict", "self.{attr} = nn.ModuleDict({{...}}) (keys must be strings)"),
+    "list": (N_("a plain list"), "nn.ModuleList", "self.{attr} = nn.ModuleList([...])"),
+    "tuple": (N_("a tuple"), "nn.ModuleList", "self.{attr} = nn.ModuleList([...])"),
+    "dict": (
+        N_("a plain dict"),
+        "nn.ModuleDict",
+        N_("self.{attr} = nn.ModuleDict({{...}}) (keys must be strings)"),
+    ),
 }
+_ATTRIBUTE_FIX = (
+    N_("an attribute set around nn.Module.__setattr__"),
+    N_("a registered submodule"),
+    N_("assign it as self.{attr} = module"),
+)
 
 
 def _unregistered_findings(
@@ -307,27 +349,32 @@ def _unregistered_findings(
         owner, attr = _split_owner(holder, modules) if "." in holder else ("", holder)
         value = vars(modules.get(owner, model)).get(attr)
         container = type(value).__name__ if isinstance(value, (list, tuple, dict)) else "attribute"
-        where, fixed, how = _CONTAINER_FIX.get(
-            container,
-            (
-                "an attribute set around nn.Module.__setattr__",
-                "a registered submodule",
-                "assign it as self.{attr} = module",
-            ),
-        )
+        if container in _CONTAINER_FIX:
+            where, fixed, how = _CONTAINER_FIX[container]
+        else:
+            where, fixed, how = _ATTRIBUTE_FIX
+            fixed = tr(fixed)
         held = sorted({row.unregistered_in for row in rows})
         tensors = [row for row in rows if row.kind == PLAIN]
         findings.append(
             Finding(
                 holder,
                 UNREGISTERED_MODULE,
-                f"{held[0] if len(held) == 1 else short_list(held)}: "
-                f"{'a module' if len(held) == 1 else f'{len(held)} modules'} kept in {where}, which PyTorch "
-                f"does not look into. Their {len(tensors)} tensors "
-                f"({short_list([r.name for r in tensors], 3)}) are missing from parameters() and "
-                "state_dict(): the optimizer never trains them, checkpoints lose them and .to() does "
-                "not move them.",
-                f"Keep them in {fixed}: {how.format(attr=attr)}.",
+                render(
+                    "{held}: a module kept in {where}, which PyTorch does not look into. Their {count} "
+                    "tensors ({names}) are missing from parameters() and state_dict(): the optimizer never "
+                    "trains them, checkpoints lose them and .to() does not move them."
+                    if len(held) == 1
+                    else "{held}: {modules} modules kept in {where}, which PyTorch does not look into. Their "
+                    "{count} tensors ({names}) are missing from parameters() and state_dict(): the optimizer "
+                    "never trains them, checkpoints lose them and .to() does not move them.",
+                    held=held[0] if len(held) == 1 else short_list(held),
+                    modules=len(held),
+                    where=tr(where),
+                    count=len(tensors),
+                    names=short_list([r.name for r in tensors], 3),
+                ),
+                render("Keep them in {fixed}: {how}.", fixed=fixed, how=render(how, attr=attr)),
             )
         )
     return findings
@@ -389,59 +436,79 @@ def _plain_findings(model: nn.Module, table: Inventory, modules: dict[str, nn.Mo
 
 
 def _plain_finding(row: TensorRow, devices: list[str]) -> Finding:
-    where = f"It is on {row.device}"
     if devices and devices != [row.device]:
-        where += f" while the model's parameters and buffers are on {', '.join(devices)}"
+        where = render(
+            "It is on {device} while the model's parameters and buffers are on {devices}",
+            device=row.device,
+            devices=", ".join(devices),
+        )
+    else:
+        where = render("It is on {device}", device=row.device)
     if isinstance(row.tensor, nn.Parameter):
         return Finding(
             row.name,
             PLAIN_TENSOR,
-            "An nn.Parameter kept in a plain attribute is not registered: it is missing from "
-            "parameters() and state_dict(), so the optimizer never updates it and .to() never "
-            f"moves it. {where}.",
-            "Register it: assign it directly to self, or keep several in an nn.ParameterList or "
-            "nn.ParameterDict.",
+            render(
+                "An nn.Parameter kept in a plain attribute is not registered: it is missing from "
+                "parameters() and state_dict(), so the optimizer never updates it and .to() never "
+                "moves it. {where}.",
+                where=where,
+            ),
+            tr(
+                "Register it: assign it directly to self, or keep several in an nn.ParameterList or "
+                "nn.ParameterDict."
+            ),
         )
     return Finding(
         row.name,
         PLAIN_TENSOR,
-        "A plain tensor attribute: PyTorch does not track it, so it is not in state_dict() and "
-        f".to() does not move it. {where}.",
-        "Register it as a buffer: register_buffer(name, tensor, persistent=False) if it is "
-        "computed from the constructor's arguments, or with persistent=True if it is state to save.",
+        render(
+            "A plain tensor attribute: PyTorch does not track it, so it is not in state_dict() and "
+            ".to() does not move it. {where}.",
+            where=where,
+        ),
+        tr(
+            "Register it as a buffer: register_buffer(name, tensor, persistent=False) if it is "
+            "computed from the constructor's arguments, or with persistent=True if it is state to save."
+        ),
     )
 
 
 # -- unsaved state --------------------------------------------------------------------------
 
 
-def _run_copy(model: nn.Module, table: Inventory, sample: object) -> tuple[nn.Module | None, str | None]:
-    """A copy of `model` after one forward pass on `sample` in training mode, or the error."""
+def _run_copy(
+    model: nn.Module, table: Inventory, sample: object
+) -> tuple[nn.Module | None, str | None, bool]:
+    """A copy of `model` after one forward pass on `sample` in training mode, or the error, and
+    whether the model could be copied at all."""
     try:
         twin = _copy(model, table)
     except Exception as error:
-        return None, f"could not copy the model to run it ({type(error).__name__}: {error})."
+        return None, f"{type(error).__name__}: {error}", False
     twin.train()
     try:
         with torch.no_grad(), torch.random.fork_rng():
             twin(sample)
     except Exception as error:
-        return None, f"{type(error).__name__}: {error}"
-    return twin, None
+        return None, f"{type(error).__name__}: {error}", True
+    return twin, None, True
 
 
 def _unsaved_findings(table: Inventory, model: nn.Module, sample: object) -> tuple[list[Finding], list[str]]:
-    twin, error = _run_copy(model, table, sample)
+    twin, error, copied = _run_copy(model, table, sample)
     if twin is None:
-        if error and error.startswith("could not copy"):
-            return [], [error]
+        if not copied:
+            return [], [render("could not copy the model to run it ({error}).", error=error)]
         return [
             Finding(
                 "(forward)",
                 FORWARD_FAILS,
-                f"Running a copy of the model on the sample failed: {error}",
-                "Check the sample's shape, device and dtype. A device or dtype error often comes "
-                "from a plain tensor attribute or a stale reference listed above.",
+                render("Running a copy of the model on the sample failed: {error}", error=error),
+                tr(
+                    "Check the sample's shape, device and dtype. A device or dtype error often comes "
+                    "from a plain tensor attribute or a stale reference listed above."
+                ),
             )
         ], []
     after = inventory(twin)
@@ -454,19 +521,19 @@ def _unsaved_findings(table: Inventory, model: nn.Module, sample: object) -> tup
         if new is not None and new.shape == row.tensor.shape and torch.equal(new.cpu(), row.tensor.cpu()):
             continue
         if scalar:
-            message = (
+            message = tr(
                 "A plain 0-dim tensor that changed when the model ran in training mode: it is state, "
                 "yet PyTorch does not track it, so state_dict() leaves it out and every checkpoint "
                 "loses it."
             )
-            fix = "Register it as a buffer: self.register_buffer(name, tensor), so it is saved and moved."
+            fix = tr("Register it as a buffer: self.register_buffer(name, tensor), so it is saved and moved.")
         else:
-            message = (
+            message = tr(
                 "A non-persistent buffer that changed when the model ran in training mode: it is "
                 "state the model learns, yet state_dict() leaves it out, so every checkpoint loses "
                 "it and a reloaded model starts again from its initial value."
             )
-            fix = "Register it with persistent=True (the default) so it is saved."
+            fix = tr("Register it with persistent=True (the default) so it is saved.")
         findings.append(Finding(row.name, UNSAVED_STATE, message, fix))
     return findings, []
 
@@ -481,8 +548,11 @@ def audit(model: nn.Module, sample: object = None) -> Audit:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(
-            f"audit() expects a torch.nn.Module instance, got {type(model).__name__}. "
-            "Pass the model object, e.g. audit(model), not its class or its state_dict()."
+            render(
+                "audit() expects a torch.nn.Module instance, got {type}. Pass the model object, e.g. "
+                "audit(model), not its class or its state_dict().",
+                type=type(model).__name__,
+            )
         )
     table = inventory(model)
     modules = dict(model.named_modules())
@@ -495,16 +565,19 @@ def audit(model: nn.Module, sample: object = None) -> Audit:
         findings += unsaved
     else:
         unchecked = [
-            what
+            Msg(what)
             for what, present in (
-                ("non-persistent buffers", table.names(NON_PERSISTENT_BUFFER)),
-                ("plain 0-dim tensors", [r for r in table if _plain_scalar(r)]),
+                (N_("non-persistent buffers"), table.names(NON_PERSISTENT_BUFFER)),
+                (N_("plain 0-dim tensors"), [r for r in table if _plain_scalar(r)]),
             )
             if present
         ]
         if unchecked:
             notes.append(
-                f"{' and '.join(unchecked)} were not run: pass audit(model, sample) to check that none of "
-                "them changes while the model trains."
+                render(
+                    "{what} were not run: pass audit(model, sample) to check that none of them changes while "
+                    "the model trains.",
+                    what=Listed(unchecked, N_(" and ")),
+                )
             )
     return Audit(table.title, findings, len(table), notes)

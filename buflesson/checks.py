@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from buflesson.handles import LocalLink, Refused, Remote, Session, StudentError
+from buflesson.i18n import N_, render, tr
 from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
 from buflesson.wire import Ref
 
@@ -24,7 +25,8 @@ class Fail(Exception):
     """Raised by an exercise test: what went wrong, and how to fix it.
 
     `message` and `hint` are templates filled with `values` (`str.format`), so the same sentence can
-    be translated once and reused with other names and numbers.
+    be translated once and reused with other names and numbers: `message` and `hint` give them in
+    the current language (`buflesson.i18n`); a value that is a `Msg` is translated with them.
     """
 
     def __init__(self, message: str, hint: str = "", **values: object) -> None:
@@ -33,11 +35,11 @@ class Fail(Exception):
 
     @property
     def message(self) -> str:
-        return self.template.format(**self.values) if self.values else self.template
+        return render(self.template, **self.values)
 
     @property
     def hint(self) -> str:
-        return self.hint_template.format(**self.values) if self.values else self.hint_template
+        return render(self.hint_template, **self.values) if self.hint_template else ""
 
 
 class NotAttempted(Exception):
@@ -103,9 +105,10 @@ def is_placeholder(answer: object) -> bool:
     return answer is Ellipsis
 
 
-NOT_ATTEMPTED_MESSAGE = (
+NOT_ATTEMPTED_MESSAGE = N_(
     "Not attempted yet: replace the placeholder in the exercise cell, run it, then run this cell."
 )
+ANSWER_KIND_HINT = N_("Make sure the answer is the kind of object the exercise asks for.")
 
 
 def run_test(exercise_id: str, title: str, passed: str, test: Test, answer: Remote) -> CheckResult:
@@ -113,7 +116,7 @@ def run_test(exercise_id: str, title: str, passed: str, test: Test, answer: Remo
     wrong or hostile answer)."""
 
     def result(status: str, message: str, hint: str = "") -> CheckResult:
-        return CheckResult(exercise_id, title, status, message, hint)
+        return CheckResult(exercise_id, tr(title), status, message, hint)
 
     try:
         kind = answer.kind
@@ -134,31 +137,33 @@ def run_test(exercise_id: str, title: str, passed: str, test: Test, answer: Remo
             )
         test(answer)
     except NotAttempted:
-        return result(NOT_ATTEMPTED, NOT_ATTEMPTED_MESSAGE)
+        return result(NOT_ATTEMPTED, tr(NOT_ATTEMPTED_MESSAGE))
     except Fail as failure:
         return result(FAILED, failure.message, failure.hint)
     except StudentError as error:
         if error.not_implemented:
-            return result(NOT_ATTEMPTED, NOT_ATTEMPTED_MESSAGE)
+            return result(NOT_ATTEMPTED, tr(NOT_ATTEMPTED_MESSAGE))
         return result(
             FAILED,
-            f"Your code raised {error}",
-            "Run your code on its own in a new cell (build the class, call the function) to see "
-            "where the error comes from.",
+            render("Your code raised {error}", error=str(error)),
+            tr(
+                "Run your code on its own in a new cell (build the class, call the function) to see "
+                "where the error comes from."
+            ),
         )
     except Refused as refused:
         return result(
             FAILED,
-            f"The check could not read your answer: {refused}",
-            "Make sure the answer is the kind of object the exercise asks for.",
+            render("The check could not read your answer: {reason}", reason=str(refused)),
+            tr(ANSWER_KIND_HINT),
         )
     except Exception as error:  # a bug in a test must still not show the student a traceback
         return result(
             FAILED,
-            f"The check could not finish: {type(error).__name__}: {error}",
-            "Make sure the answer is the kind of object the exercise asks for.",
+            render("The check could not finish: {error}", error=f"{type(error).__name__}: {error}"),
+            tr(ANSWER_KIND_HINT),
         )
-    return result(PASSED, passed)
+    return result(PASSED, tr(passed))
 
 
 def run_check(exercise_id: str, session: Session) -> CheckResult:
@@ -177,7 +182,9 @@ def check(exercise_id: str, answer: object) -> CheckResult:
 
     known = exercises()
     if exercise_id not in known:
-        raise KeyError(f"unknown exercise {exercise_id!r}; valid ids: {', '.join(known)}")
+        raise KeyError(
+            render("unknown exercise {id!r}; valid ids: {ids}", id=exercise_id, ids=", ".join(known))
+        )
     bench = Workbench(answer)
     try:
         return run_check(exercise_id, Session(LocalLink(bench)))

@@ -6,17 +6,19 @@ from typing import NamedTuple
 
 import torch
 
+from buflesson.i18n import N_, render, tr
 from buflesson.standin import STANDIN, StandInDeviceError, device_rule, enable, rule_active
 
 __all__ = ["DeviceChoice", "StandInDeviceError", "device_rule", "pick_device", "rule_active"]
 
-STANDIN_WHY = (
+STANDIN_WHY = N_(
     "No accelerator here: using buflesson's GPU stand-in, the meta device checked by CUDA's device rule."
 )
 
 
 class DeviceChoice(NamedTuple):
-    """The device the lessons move models to, and one line that says why."""
+    """The device the lessons move models to, and one line that says why (in the language current when
+    it was chosen)."""
 
     device: torch.device
     why: str
@@ -51,9 +53,9 @@ def pick_device() -> DeviceChoice:
     """
     device = accelerator()
     if device is not None:
-        return DeviceChoice(device, f"Using the accelerator: {device.type}.")
+        return DeviceChoice(device, render("Using the accelerator: {device}.", device=device.type))
     enable()
-    return DeviceChoice(STANDIN, STANDIN_WHY)
+    return DeviceChoice(STANDIN, tr(STANDIN_WHY))
 
 
 def checking_device() -> torch.device:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from math import prod
 from typing import Generic, TypeVar
 
+from buflesson.i18n import render
+
 T = TypeVar("T")
 
 # A number that is a whole path part: `.0.`, `.12` at the end, `0.` at the start, or `[3]`.
@@ -127,5 +129,5 @@ def short_list(names: Sequence[str], limit: int = 4, mark: str = "") -> str:
     shown = ", ".join(f"{mark}{group.name}{mark}" for group in groups[:limit])
     if len(groups) > limit:
         hidden = sum(len(group.items) for group in groups[limit:])
-        shown += f" (+{hidden} more)"
+        shown += render(" (+{count} more)", count=hidden)
     return shown

@@ -20,7 +20,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-RUN_ABOVE = "Run > Run All Above Selected Cell"
+from buflesson.i18n import render
+
+RUN_ABOVE = "Run > Run All Above Selected Cell"  # JupyterLab's menu, in JupyterLab's words
 SHORT = 72  # a longer defining line is cut
 BOLD, PLAIN = "\x1b[1m", "\x1b[22m"
 
@@ -120,16 +122,25 @@ def advice(name: str, cells: list[str], current: str, ran: list[str]) -> str | N
     above = [d for d in definitions if d.cell < here]
     if not above:
         first = definitions[0]
-        return f"`{name}` comes from `{first.line}` in a cell further down: run that cell first."
+        return render(
+            "`{name}` comes from `{line}` in a cell further down: run that cell first.",
+            name=name,
+            line=first.line,
+        )
     nearest = above[-1]
     if any(_same(nearest.source, source) for source in ran):
-        return (
-            f"`{name}` comes from `{nearest.line}` in a cell above, which ran but stopped before "
-            f"defining it: fix the error there and run it again."
+        return render(
+            "`{name}` comes from `{line}` in a cell above, which ran but stopped before defining it: fix the "
+            "error there and run it again.",
+            name=name,
+            line=nearest.line,
         )
-    return (
-        f"`{name}` comes from `{nearest.line}` in a cell above that has not run since the kernel "
-        f"started: run the cells above this one first ({RUN_ABOVE})."
+    return render(
+        "`{name}` comes from `{line}` in a cell above that has not run since the kernel started: run the "
+        "cells above this one first ({menu}).",
+        name=name,
+        line=nearest.line,
+        menu=RUN_ABOVE,
     )
 
 

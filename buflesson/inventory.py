@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from torch import nn
 
 from buflesson import inventory_view
+from buflesson.i18n import render
 from buflesson.rows import (
     BUFFER,
     COLUMNS,
@@ -93,9 +94,19 @@ class Inventory:
         if row is None:
             close = difflib.get_close_matches(str(name), list(self._names()), n=3)
             names = self.names()
-            shown = ", ".join(names[:12]) + (f" (+{len(names) - 12} more)" if len(names) > 12 else "")
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise KeyError(f"no tensor named {name!r}{hint} Names: {shown}")
+            shown = ", ".join(names[:12]) + (
+                render(" (+{count} more)", count=len(names) - 12) if len(names) > 12 else ""
+            )
+            if close:
+                raise KeyError(
+                    render(
+                        "no tensor named {name!r}; did you mean {close}? Names: {names}",
+                        name=name,
+                        close=", ".join(close),
+                        names=shown,
+                    )
+                )
+            raise KeyError(render("no tensor named {name!r} Names: {names}", name=name, names=shown))
         return row
 
     def __contains__(self, name: object) -> bool:
@@ -130,7 +141,9 @@ def _kinds(kinds: Iterable[str]) -> set[str]:
     wanted = set()
     for kind in kinds:
         if kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+            raise ValueError(
+                render("unknown kind {kind!r}; kinds: {kinds}", kind=kind, kinds=", ".join(KINDS))
+            )
         wanted.add(kind)
     return wanted
 
@@ -151,8 +164,11 @@ def inventory(
     """
     if not isinstance(module, nn.Module):
         raise TypeError(
-            f"inventory() expects a torch.nn.Module instance, got {type(module).__name__}. "
-            "Pass the model object, e.g. inventory(model), not its class or its state_dict()."
+            render(
+                "inventory() expects a torch.nn.Module instance, got {type}. Pass the model object, e.g. "
+                "inventory(model), not its class or its state_dict().",
+                type=type(module).__name__,
+            )
         )
     table = Inventory(collect(module), title=type(module).__name__, expand=expand)
     if kind is not None:

@@ -1,19 +1,21 @@
 """How an `Inventory` reads: a summary first, then the rows, repeated blocks folded.
 
-Text fits 100 columns. The HTML uses JupyterLab's CSS variables (with fallbacks), so
-it reads in the light and the dark theme; each kind has a colour, a symbol and its
-name; long names wrap at their dots, and a table wider than the notebook scrolls
-sideways with its name column kept in view and a shadow at the edge that hides more.
+Text fits 100 columns (a CJK character counts two: `buflesson.textwidth`). The HTML uses
+JupyterLab's CSS variables (with fallbacks), so it reads in the light and the dark theme;
+each kind has a colour, a symbol and its name; long names wrap at their dots, and a table
+wider than the notebook scrolls sideways with its name column kept in view and a shadow at
+the edge that hides more. Everything is written in the current language (`buflesson.i18n`).
 """
 
 from __future__ import annotations
 
 import html
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from buflesson import textwidth
 from buflesson.grouping import Group, fold, short_list
+from buflesson.i18n import N_, Listed, Msg, language, render, tr
 from buflesson.rows import (
     BUFFER,
     COLUMNS,
@@ -95,31 +97,41 @@ def human_bytes(count: int | None) -> str:
     return f"{size:.1f} TiB"
 
 
-def _plural(count: int, word: str, shown: str | None = None) -> str:
-    """'1 tensor', '3 tensors', '2 entries'; `shown` writes the count (e.g. with thousands separators)."""
-    number = shown if shown is not None else str(count)
-    if count == 1:
-        return f"{number} {word}"
-    if word.endswith("y"):
-        return f"{number} {word[:-1]}ies"
-    return f"{number} {word}{'es' if word.endswith('s') else 's'}"
+# Counted nouns, singular and plural: `{n}` is the number as shown.
+NOUNS = {
+    "tensor": (N_("{n} tensor"), N_("{n} tensors")),
+    "element": (N_("{n} element"), N_("{n} elements")),
+    "entry": (N_("{n} entry"), N_("{n} entries")),
+    "buffer slot": (N_("{n} buffer slot"), N_("{n} buffer slots")),
+    "plain attribute": (N_("{n} plain attribute"), N_("{n} plain attributes")),
+    "parameter": (N_("{n} parameter"), N_("{n} parameters")),
+}
+
+
+def _plural(count: int, noun: str, shown: str | None = None) -> str:
+    """'1 tensor', '3 tensors', '2 entries' (in the current language); `shown` writes the count
+    (e.g. with thousands separators)."""
+    one, many = NOUNS[noun]
+    return render(one if count == 1 else many, n=shown if shown is not None else str(count))
 
 
 def headline(title: str, rows: Sequence[TensorRow]) -> str:
     """'GPT2LMHeadModel: 148 tensors PyTorch tracks, 124,439,808 elements, 474.7 MiB'."""
     tracked = [row for row in rows if row.kind in REGISTERED]
     known = [row for row in tracked if row.elements is not None]
-    text = f"{title}: {_plural(len(tracked), 'tensor')} PyTorch tracks"
+    text = render("{title}: {tensors} PyTorch tracks", title=title, tensors=_plural(len(tracked), "tensor"))
     if known:
         elements = sum(r.elements for r in known)
-        text += (
-            f", {_plural(elements, 'element', f'{elements:,}')}, {human_bytes(sum(r.nbytes for r in known))}"
+        text += render(
+            ", {elements}, {size}",
+            elements=_plural(elements, "element", f"{elements:,}"),
+            size=human_bytes(sum(r.nbytes for r in known)),
         )
     if len(known) < len(tracked):
-        text += f" ({len(tracked) - len(known)} uninitialized)"
+        text += render(" ({count} uninitialized)", count=len(tracked) - len(known))
     devices = sorted({row.device for row in tracked})
     if len(devices) == 1:
-        text += f", on {devices[0]}"
+        text += render(", on {device}", device=devices[0])
     return text
 
 
@@ -129,71 +141,107 @@ def _listed(rows: Sequence[TensorRow], limit: int = 4) -> str:
 
 
 def look_at(rows: Sequence[TensorRow]) -> list[tuple[str, str]]:
-    """What a student should look at: (label, sentence) pairs, names in backticks, most surprising first."""
+    """What a student should look at: (label, sentence) pairs, names in backticks, most surprising
+    first, in the current language."""
     notes: list[tuple[str, str]] = []
     tied = [row for row in rows if row.kind in REGISTERED and row.aliases]
     if tied:
         shown = "; ".join(" = ".join(f"`{name}`" for name in row.names) for row in tied[:2])
-        more = f" (+{len(tied) - 2} more)" if len(tied) > 2 else ""
+        more = render(" (+{count} more)", count=len(tied) - 2) if len(tied) > 2 else ""
         notes.append(
-            ("tied", f"{shown}{more}: one tensor under several names, saved under each, counted once.")
+            (
+                tr(N_("tied")),
+                render(
+                    "{names}{more}: one tensor under several names, saved under each, counted once.",
+                    names=shown,
+                    more=more,
+                ),
+            )
         )
     hidden = [row for row in rows if row.unregistered_in is not None]
     if hidden:
         notes.append(
             (
-                "unregistered",
-                f"{_plural(len(hidden), 'tensor')} of modules kept in plain lists, dicts or attributes "
-                f"({_listed(hidden, 3)}): not saved, not moved, not trained.",
+                tr(N_("unregistered")),
+                render(
+                    "{n} of modules kept in plain lists, dicts or attributes ({names}): not saved, not "
+                    "moved, not trained.",
+                    n=_plural(len(hidden), "tensor"),
+                    names=_listed(hidden, 3),
+                ),
             )
         )
     kinds = [
-        (PLAIN, "plain", "{n} ({names}) that PyTorch does not track: not saved, not moved by .to()."),
-        (REFERENCE, "views", "{n} ({names}): plain attributes that share a registered tensor's memory."),
+        (PLAIN, N_("plain"), N_("{n} ({names}) that PyTorch does not track: not saved, not moved by .to().")),
+        (
+            REFERENCE,
+            N_("views"),
+            N_("{n} ({names}): plain attributes that share a registered tensor's memory."),
+        ),
         (
             NON_PERSISTENT_BUFFER,
-            "not saved",
-            "{n} ({names}): moved by .to(), left out of state_dict(); a loaded model keeps what its "
-            "__init__ made.",
+            N_("not saved"),
+            N_(
+                "{n} ({names}): moved by .to(), left out of state_dict(); a loaded model keeps what its "
+                "__init__ made."
+            ),
         ),
-        (COMPUTED, "computed", "{n} ({names}): recomputed from registered tensors, not saved themselves."),
-        (EXTRA_STATE, "extra state", "{n} ({names}): saved, but no registered tensor holds them."),
-        (NONE_BUFFER, "None", "{n} ({names}) holding None: nothing to save or move."),
+        (
+            COMPUTED,
+            N_("computed"),
+            N_("{n} ({names}): recomputed from registered tensors, not saved themselves."),
+        ),
+        (EXTRA_STATE, N_("extra state"), N_("{n} ({names}): saved, but no registered tensor holds them.")),
+        (NONE_BUFFER, N_("None"), N_("{n} ({names}) holding None: nothing to save or move.")),
     ]
     words = {EXTRA_STATE: "entry", NONE_BUFFER: "buffer slot"}
     for kind, label, sentence in kinds:
         of_kind = [row for row in rows if row.kind == kind and row.unregistered_in is None]
         if of_kind:
             count = _plural(len(of_kind), words.get(kind, "tensor"))
-            notes.append((label, sentence.format(n=count, names=_listed(of_kind))))
+            notes.append((tr(label), render(sentence, n=count, names=_listed(of_kind))))
     held = [name for row in rows for name in row.held_by]
     if held:
         notes.append(
             (
-                "held",
-                f"{_plural(len(held), 'plain attribute')} ({short_list(held, mark='`')}) hold registered "
-                "tensors themselves; audit(model) tells whether .to() leaves them behind.",
+                tr(N_("held")),
+                render(
+                    "{n} ({names}) hold registered tensors themselves; audit(model) tells whether .to() "
+                    "leaves them behind.",
+                    n=_plural(len(held), "plain attribute"),
+                    names=short_list(held, mark="`"),
+                ),
             )
         )
     frozen = [row for row in rows if row.frozen]
     if frozen:
         notes.append(
             (
-                "frozen",
-                f"{_plural(len(frozen), 'parameter')} ({_listed(frozen)}) with requires_grad=False: "
-                "not trained.",
+                tr(N_("frozen")),
+                render(
+                    "{n} ({names}) with requires_grad=False: not trained.",
+                    n=_plural(len(frozen), "parameter"),
+                    names=_listed(frozen),
+                ),
             )
         )
-    lazy = [row for row in rows if "uninitialized" in row.note]
+    lazy = [row for row in rows if row.lazy]
     if lazy:
-        notes.append(("uninitialized", f"{_listed(lazy)}: lazy, no shape until the first forward."))
+        notes.append(
+            (
+                tr(N_("uninitialized")),
+                render("{names}: lazy, no shape until the first forward.", names=_listed(lazy)),
+            )
+        )
     devices: dict[str, int] = {}
     for row in rows:
         if row.kind in REGISTERED:
             devices[row.device] = devices.get(row.device, 0) + 1
     if len(devices) > 1:
         spread = ", ".join(f"{device} ({count})" for device, count in sorted(devices.items()))
-        notes.append(("devices", f"tracked tensors on several devices: {spread}."))
+        notes.append(
+            (tr(N_("devices")), render("tracked tensors on several devices: {spread}.", spread=spread))
+        )
     return notes
 
 
@@ -214,10 +262,16 @@ def groups(rows: Sequence[TensorRow], expand: bool) -> list[Group[TensorRow]]:
 def _extra_lines(row: TensorRow) -> list[str]:
     lines = []
     if row.aliases:
-        lines.append(f"also {', '.join(row.aliases)}")
+        lines.append(render("also {names}", names=", ".join(row.aliases)))
     if row.held_by:
-        attributes = "plain attribute" if len(row.held_by) == 1 else "plain attributes"
-        lines.append(f"held by the {attributes} {', '.join(row.held_by)} too")
+        lines.append(
+            render(
+                "held by the plain attribute {names} too"
+                if len(row.held_by) == 1
+                else "held by the plain attributes {names} too",
+                names=", ".join(row.held_by),
+            )
+        )
     if row.note:
         lines.append(row.note)
     return lines
@@ -225,75 +279,103 @@ def _extra_lines(row: TensorRow) -> list[str]:
 
 # -- text ---------------------------------------------------------------------------------------
 
-_TEXT_HEADER = ["name", "kind", "saved", "moved", "trained", "grad", "device", "dtype", "shape"]
-_TEXT_LEGEND = (
+_TEXT_HEADER = [
+    N_("name"),
+    N_("kind"),
+    N_("saved"),
+    N_("moved"),
+    N_("trained"),
+    N_("grad"),
+    N_("device"),
+    N_("dtype"),
+    N_("shape"),
+]
+_TEXT_LEGEND = N_(
     "saved: in state_dict · moved: follows .to() · trained: stepped by optimizer · grad: requires grad"
 )
+_SUMMARY_HEADER = [N_("kind"), N_("rows"), N_("elements"), N_("bytes")]
+NO_TENSORS = N_("(no tensors)")
 
 
 def _wrap(text: str, indent: str, first: str | None = None) -> list[str]:
-    return textwrap.wrap(
-        text,
-        WIDTH,
-        initial_indent=first if first is not None else indent,
-        subsequent_indent=indent,
-        break_on_hyphens=False,
-    ) or [first or indent]
+    return textwidth.wrap(text, WIDTH, first if first is not None else indent, indent) or [first or indent]
 
 
 def summary_text(title: str, rows: Sequence[TensorRow]) -> list[str]:
     """The summary: headline, a line per kind, and what to look at."""
     lines = _wrap(headline(title, rows), "  ", first="")
-    table = [["kind", "rows", "elements", "bytes"]]
+    table = [[tr(word) for word in _SUMMARY_HEADER]]
     for total in totals(rows):
         elements = "-" if total.elements is None else f"{total.elements:,}"
-        table.append([total.kind, str(total.count), elements, human_bytes(total.nbytes)])
-    widths = [max(len(line[i]) for line in table) for i in range(4)]
+        table.append([tr(total.kind), str(total.count), elements, human_bytes(total.nbytes)])
+    widths = [max(textwidth.width(line[i]) for line in table) for i in range(4)]
     for line in table:
-        cells = [line[0].ljust(widths[0])] + [
-            cell.rjust(w) for cell, w in zip(line[1:], widths[1:], strict=True)
+        cells = [textwidth.ljust(line[0], widths[0])] + [
+            textwidth.rjust(cell, w) for cell, w in zip(line[1:], widths[1:], strict=True)
         ]
         lines.append("  " + "  ".join(cells))
     for label, sentence in look_at(rows):
-        lines += _wrap(sentence, " " * 4, first=f"  {label}: ")
+        lines += _wrap(sentence, " " * 4, first="  " + render("{label}: ", label=label))
     return lines
 
 
 def status(all_rows: Sequence[TensorRow], rows: Sequence[TensorRow], lines: int, kinds: Sequence[str]) -> str:
     """How the rows are shown: filtered by kind, folded, or every one ('' when nothing to say)."""
     folded = lines < len(rows)
-    how = "repeated blocks folded (expand=True lists each)"
     if len(rows) < len(all_rows) or kinds:
-        which = " and ".join(kinds) if kinds else "selected"
-        text = f"Showing {which} rows only: {len(rows)} of {len(all_rows)}"
-        return text + (f", as {lines} lines: {how}." if folded else ".")
-    return f"{len(rows)} rows shown as {lines}: {how}." if folded else ""
+        which = Listed((Msg(kind) for kind in kinds), N_(" and ")) if kinds else Msg("selected")
+        if folded:
+            return render(
+                "Showing {which} rows only: {shown} of {total}, as {lines} lines: repeated blocks folded "
+                "(expand=True lists each).",
+                which=which,
+                shown=len(rows),
+                total=len(all_rows),
+                lines=lines,
+            )
+        return render(
+            "Showing {which} rows only: {shown} of {total}.",
+            which=which,
+            shown=len(rows),
+            total=len(all_rows),
+        )
+    if not folded:
+        return ""
+    return render(
+        "{rows} rows shown as {lines}: repeated blocks folded (expand=True lists each).",
+        rows=len(rows),
+        lines=lines,
+    )
 
 
 def table_text(rows: Sequence[TensorRow], expand: bool) -> list[str]:
     """The rows as an aligned table of at most 100 columns; a long name gets a line of its own."""
+    width = textwidth.width
+    header = [tr(word) for word in _TEXT_HEADER]
     shown = groups(rows, expand)
     body = [[group.name, *group.first.cells()[1:]] for group in shown]
-    rest = [max(len(line[i]) for line in [_TEXT_HEADER, *body]) for i in range(1, len(_TEXT_HEADER))]
+    rest = [max(width(line[i]) for line in [header, *body]) for i in range(1, len(header))]
     fixed = sum(rest) + 2 * (len(rest))
-    longest = max(len(line[0]) for line in [_TEXT_HEADER, *body])
+    longest = max(width(line[0]) for line in [header, *body])
     name_width = max(min(longest, WIDTH - fixed), 4)
 
     def line(cells: list[str]) -> str:
-        padded = [cells[0].ljust(name_width)] + [c.ljust(w) for c, w in zip(cells[1:], rest, strict=True)]
+        padded = [textwidth.ljust(cells[0], name_width)] + [
+            textwidth.ljust(c, w) for c, w in zip(cells[1:], rest, strict=True)
+        ]
         return "  ".join(padded).rstrip()
 
-    lines = [line(_TEXT_HEADER), line(["-" * name_width] + ["-" * w for w in rest])]
+    lines = [line(header), line(["-" * name_width] + ["-" * w for w in rest])]
     for group, cells in zip(shown, body, strict=True):
-        if len(cells[0]) > name_width:
+        if width(cells[0]) > name_width:
             lines += _wrap(cells[0], "    ", first="")
             cells = ["", *cells[1:]]
         lines.append(line(cells))
         for extra in _extra_lines(group.first):
             lines += _wrap(extra, "    ", first="  ")
     if not rows:
-        lines.append("(no tensors)")
-    lines.append(_TEXT_LEGEND)
+        lines.append(tr(NO_TENSORS))
+    lines += _wrap(tr(_TEXT_LEGEND), "", first="")
     return lines
 
 
@@ -335,6 +417,15 @@ div.bl-inv .bl-range{color:var(--jp-brand-color1,#1976d2);font-weight:600}
 div.bl-inv .bl-sym{display:inline-block;width:1.2em;font-weight:700}
 div.bl-inv .bl-w{white-space:nowrap}
 div.bl-inv .bl-mono{font-family:var(--jp-code-font-family,monospace);font-size:12px}
+"""
+# Languages written in CJK characters: the flag columns' headings stay horizontal (a CJK character
+# set sideways by the English rule reads upside down) and wrap only at their spaces (`在 state_dict 中`,
+# `随 .to() 转换`), never inside a word. Scoped to its own tables, so an English table next to it keeps
+# its rule.
+_CJK = ("zh",)
+_CJK_STYLE = """
+div.bl-inv.bl-cjk table.bl-t th.bl-flag{writing-mode:horizontal-tb;transform:none;max-height:none;
+max-width:6.5em;white-space:normal;word-break:keep-all;overflow-wrap:normal;padding:2px 4px}
 """
 
 
@@ -381,10 +472,10 @@ def _breakable(name: str) -> str:
 
 
 def _kind_cell(kind: str) -> str:
-    first, *rest = html.escape(kind).split(" ")
+    first, *rest = html.escape(tr(kind)).split(" ")
     words = "".join(f" <span class='bl-w'>{word}</span>" for word in rest)
     return (
-        f"<td class='bl-kind {_kind_class(kind)}' title='{html.escape(KIND_MEANINGS[kind])}'>"
+        f"<td class='bl-kind {_kind_class(kind)}' title='{html.escape(tr(KIND_MEANINGS[kind]))}'>"
         f"<span class='bl-w'><span class='bl-sym' aria-hidden='true'>{SYMBOLS[kind]}</span>{first}</span>"
         f"{words}</td>"
     )
@@ -394,7 +485,10 @@ def _html_row(group: Group[TensorRow]) -> str:
     row = group.first
     subs = "".join(f"<span class='bl-sub'>{html.escape(line)}</span>" for line in _extra_lines(row))
     if group.folded:
-        subs = f"<span class='bl-sub'>{len(group.items)} alike</span>" + subs
+        subs = (
+            f"<span class='bl-sub'>{html.escape(render('{count} alike', count=len(group.items)))}</span>"
+            + subs
+        )
     cells = [f"<td class='bl-name'>{_breakable(group.name)}{subs}</td>", _kind_cell(row.kind)]
     for flag in (row.in_state_dict, row.follows_to, row.stepped_by_optimizer, row.requires_grad):
         cells.append(f"<td class='bl-{'yes' if flag else 'no'}'>{yes(flag)}</td>")
@@ -417,14 +511,18 @@ def _summary_html(title: str, rows: Sequence[TensorRow]) -> str:
             f"<td class='bl-num'>{human_bytes(total.nbytes)}</td></tr>"
         )
     if body:
+        kind, *numbers = (html.escape(tr(word)) for word in _SUMMARY_HEADER)
+        heads = "".join(f"<th class='bl-num'>{word}</th>" for word in numbers)
         parts.append(
-            "<table class='bl-t bl-sum'><thead><tr><th>kind</th><th class='bl-num'>rows</th>"
-            "<th class='bl-num'>elements</th><th class='bl-num'>bytes</th>"
+            f"<table class='bl-t bl-sum'><thead><tr><th>{kind}</th>{heads}"
             f"</tr></thead><tbody>{''.join(body)}</tbody></table>"
         )
     notes = look_at(rows)
     if notes:
-        items = "".join(f"<li><b>{html.escape(label)}</b>: {_marked(text)}</li>" for label, text in notes)
+        items = "".join(
+            f"<li>{render('{label}: ', label=f'<b>{html.escape(label)}</b>')}{_marked(text)}</li>"
+            for label, text in notes
+        )
         parts.append(f"<ul class='bl-look'>{items}</ul>")
     return "".join(parts)
 
@@ -440,20 +538,22 @@ def to_html(
     shown = groups(rows, expand)
     flags = COLUMNS[2:6]
     head = "".join(
-        f"<th class='bl-flag'>{html.escape(column)}</th>"
+        f"<th class='bl-flag'>{html.escape(tr(column))}</th>"
         if column in flags
-        else f"<th>{html.escape(column)}</th>"
+        else f"<th>{html.escape(tr(column))}</th>"
         for column in COLUMNS
     )
     body = "".join(_html_row(group) for group in shown)
     if not rows:
-        body = f"<tr><td class='bl-name' colspan='{len(COLUMNS)}'>(no tensors)</td></tr>"
+        body = f"<tr><td class='bl-name' colspan='{len(COLUMNS)}'>{html.escape(tr(NO_TENSORS))}</td></tr>"
     line = status(all_rows, rows, len(shown), kinds)
     line = (
         f"<div class='bl-dim'>{_marked(line.replace('expand=True', '`expand=True`'))}</div>" if line else ""
     )
+    cjk = language() in _CJK
+    style = _STYLE.strip() + _kind_css() + (_CJK_STYLE.strip() if cjk else "")
     return (
-        f"<div class='bl-inv'><style>{_STYLE.strip()}{_kind_css()}</style>"
+        f"<div class='bl-inv{' bl-cjk' if cjk else ''}'><style>{style}</style>"
         f"{_summary_html(title, all_rows)}{line}"
         f"<div class='bl-scroll'><table class='bl-t bl-rows'><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></div></div>"

@@ -15,7 +15,17 @@ import torch
 
 from buflesson.checks import Fail, NotAttempted
 from buflesson.handles import Refused, Remote, StudentError
-from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN
+from buflesson.i18n import N_, Listed, Msg
+from buflesson.inventory import (
+    BUFFER,
+    COMPUTED,
+    EXTRA_STATE,
+    NON_PERSISTENT_BUFFER,
+    NONE_BUFFER,
+    PARAMETER,
+    PLAIN,
+    REFERENCE,
+)
 
 # --- inputs that change from run to run ---------------------------------------------------------
 
@@ -88,7 +98,9 @@ def expect_function(answer: Remote, name: str, exercise_id: str) -> None:
             "Expected the function {name}, got {type}.",
             "Pass the function itself, without calling it: check({exercise_id!r}, {name}).",
             name=name,
-            type=f"the class {answer.name}" if answer.kind == "class" else answer.info.get("type"),
+            type=Msg("the class {name}", name=answer.name)
+            if answer.kind == "class"
+            else answer.info.get("type"),
             exercise_id=exercise_id,
         )
 
@@ -96,18 +108,25 @@ def expect_function(answer: Remote, name: str, exercise_id: str) -> None:
 # --- running student code ------------------------------------------------------------------------
 
 
-def student(what: str):
+def student(what: str | Msg):
     """A context that turns the student's errors inside it into `Fail` (or `NotAttempted`),
-    naming `what` was being done."""
+    naming `what` was being done: an English text (translated where it is shown) or a `Msg`."""
     return _StudentCall(what)
 
 
-STEP_HINT = "Run that step yourself in a new cell to see the whole error and where it comes from."
+def code(text: str) -> Msg:
+    """A step named by its code alone (`model.to('cuda')`): the same in every language."""
+    return Msg("{code}", code=text)
+
+
+FORWARD = N_("forward")
+NAME = N_("name")
+STEP_HINT = N_("Run that step yourself in a new cell to see the whole error and where it comes from.")
 
 
 class _StudentCall:
-    def __init__(self, what: str) -> None:
-        self.what = what
+    def __init__(self, what: str | Msg) -> None:
+        self.what = as_msg(what)
 
     def __enter__(self) -> None:
         return None
@@ -140,15 +159,24 @@ def build(cls: Remote, *args: object, seed: int | None = None, name: str = "") -
     `seed` when given), so the student's own random state is left as it was."""
     label = name or cls.name
     shown = ", ".join(repr(a) for a in args)
-    with student(f"Creating {label}({shown})"):
+    with student(Msg("Creating {call}", call=f"{label}({shown})")):
         model = cls.call(*args, seed=seed if seed is not None else 0, keep=True)
     if model.kind != "module":
         raise Fail("{label}(...) gave {type}, not an nn.Module.", label=label, type=model.info.get("type"))
     return model
 
 
-def forward(model: Remote, *inputs: object, what: str = "forward", device_rule: bool = False) -> torch.Tensor:
-    """`model(*inputs)` on the student's side; Fail unless it returns a tensor."""
+def as_msg(what: str | Msg) -> Msg:
+    """`what` as a message: an English text (marked with `N_` where it is written) or a `Msg`."""
+    return what if isinstance(what, Msg) else Msg(what)
+
+
+def forward(
+    model: Remote, *inputs: object, what: str | Msg = FORWARD, device_rule: bool = False
+) -> torch.Tensor:
+    """`model(*inputs)` on the student's side; Fail unless it returns a tensor. `what` names the
+    step in messages (an English text marked with `N_`, or a `Msg`)."""
+    what = as_msg(what)
     with student(what):
         out = model.call(*inputs, device_rule=device_rule)
     if not isinstance(out, torch.Tensor):
@@ -167,26 +195,24 @@ def rows(model: Remote) -> dict[str, dict]:
 
 def tensor(model: Remote, path: str, hint: str = "") -> torch.Tensor:
     """The tensor at `model.path`; Fail when it is missing or not a tensor."""
-    with student(f"Reading {path}"):
+    with student(Msg("Reading {path}", path=path)):
         value = model.attr_or_none(path)
     if not isinstance(value, torch.Tensor):
-        what = (
-            "missing"
-            if value is None
-            else f"a {value.info.get('type') if isinstance(value, Remote) else type(value).__name__}"
-        )
+        hint = hint or N_("Keep the name {path}: the lesson's code and the check look it up by that name.")
+        if value is None:
+            raise Fail("The model's {path} is missing, not a tensor.", hint, path=path)
         raise Fail(
-            "The model's {path} is {what}, not a tensor.",
-            hint or "Keep the name {path}: the lesson's code and the check look it up by that name.",
+            "The model's {path} is a {type}, not a tensor.",
+            hint,
             path=path,
-            what=what,
+            type=value.info.get("type") if isinstance(value, Remote) else type(value).__name__,
         )
     return value
 
 
 def state_dict(model: Remote) -> dict[str, torch.Tensor]:
     """`model.state_dict()` as data (an OrderedDict with its version metadata)."""
-    with student("state_dict()"):
+    with student(code("state_dict()")):
         return model.method("state_dict")
 
 
@@ -195,54 +221,66 @@ def state_dict(model: Remote) -> dict[str, torch.Tensor]:
 # (wanted, found) -> (message, hint). `{name}` is the tensor's name.
 KIND_HINTS: dict[tuple[str, str], tuple[str, str]] = {
     (BUFFER, PLAIN): (
-        "{name!r} is a plain tensor attribute: PyTorch does not track it, so it is not saved and does "
-        "not move with the model.",
-        "Register it: self.register_buffer({name!r}, tensor) (or self.{name} = nn.Buffer(tensor)).",
+        N_(
+            "{name!r} is a plain tensor attribute: PyTorch does not track it, so it is not saved and does "
+            "not move with the model."
+        ),
+        N_("Register it: self.register_buffer({name!r}, tensor) (or self.{name} = nn.Buffer(tensor))."),
     ),
     (BUFFER, NON_PERSISTENT_BUFFER): (
-        "{name!r} is a buffer with persistent=False: it moves with the model but is left out of "
-        "state_dict(), so it is not saved.",
-        "This one must be saved: register it without persistent=False.",
+        N_(
+            "{name!r} is a buffer with persistent=False: it moves with the model but is left out of "
+            "state_dict(), so it is not saved."
+        ),
+        N_("This one must be saved: register it without persistent=False."),
     ),
     (BUFFER, PARAMETER): (
-        "{name!r} is an nn.Parameter: it is saved and moved, but it is listed in parameters() and "
-        "handed to the optimizer.",
-        "Fixed state belongs in a buffer: self.register_buffer({name!r}, tensor). A frozen Parameter "
-        "is still switched back on by any 'unfreeze all parameters' loop.",
+        N_(
+            "{name!r} is an nn.Parameter: it is saved and moved, but it is listed in parameters() and "
+            "handed to the optimizer."
+        ),
+        N_(
+            "Fixed state belongs in a buffer: self.register_buffer({name!r}, tensor). A frozen Parameter "
+            "is still switched back on by any 'unfreeze all parameters' loop."
+        ),
     ),
     (BUFFER, NONE_BUFFER): (
-        "{name!r} is registered as a buffer but holds None, so it is neither saved nor moved.",
-        "Register the tensor itself: self.register_buffer({name!r}, tensor).",
+        N_("{name!r} is registered as a buffer but holds None, so it is neither saved nor moved."),
+        N_("Register the tensor itself: self.register_buffer({name!r}, tensor)."),
     ),
     (NON_PERSISTENT_BUFFER, PLAIN): (
-        "{name!r} is a plain tensor attribute: it does not move with the model.",
-        "Register it as a buffer that is not saved: self.register_buffer({name!r}, tensor, "
-        "persistent=False).",
+        N_("{name!r} is a plain tensor attribute: it does not move with the model."),
+        N_(
+            "Register it as a buffer that is not saved: self.register_buffer({name!r}, tensor, "
+            "persistent=False)."
+        ),
     ),
     (NON_PERSISTENT_BUFFER, BUFFER): (
-        "{name!r} is a persistent buffer, so it is saved in state_dict().",
-        "This one must stay out of checkpoints: register it with persistent=False.",
+        N_("{name!r} is a persistent buffer, so it is saved in state_dict()."),
+        N_("This one must stay out of checkpoints: register it with persistent=False."),
     ),
     (NON_PERSISTENT_BUFFER, PARAMETER): (
-        "{name!r} is an nn.Parameter: it is saved in state_dict() and handed to the optimizer.",
-        "Register it as a buffer that is not saved: self.register_buffer({name!r}, tensor, "
-        "persistent=False).",
+        N_("{name!r} is an nn.Parameter: it is saved in state_dict() and handed to the optimizer."),
+        N_(
+            "Register it as a buffer that is not saved: self.register_buffer({name!r}, tensor, "
+            "persistent=False)."
+        ),
     ),
     (NON_PERSISTENT_BUFFER, NONE_BUFFER): (
-        "{name!r} is registered as a buffer but holds None, so it does not move with the model.",
-        "Register the tensor itself: self.register_buffer({name!r}, tensor, persistent=False).",
+        N_("{name!r} is registered as a buffer but holds None, so it does not move with the model."),
+        N_("Register the tensor itself: self.register_buffer({name!r}, tensor, persistent=False)."),
     ),
     (PARAMETER, PLAIN): (
-        "{name!r} is a plain tensor attribute: not saved, not moved, not trained.",
-        "Wrap it: self.{name} = nn.Parameter(tensor).",
+        N_("{name!r} is a plain tensor attribute: not saved, not moved, not trained."),
+        N_("Wrap it: self.{name} = nn.Parameter(tensor)."),
     ),
     (PARAMETER, BUFFER): (
-        "{name!r} is a buffer: the optimizer never steps it.",
-        "Learned state is a parameter: self.{name} = nn.Parameter(tensor).",
+        N_("{name!r} is a buffer: the optimizer never steps it."),
+        N_("Learned state is a parameter: self.{name} = nn.Parameter(tensor)."),
     ),
     (PARAMETER, NON_PERSISTENT_BUFFER): (
-        "{name!r} is a non-persistent buffer: not saved, and the optimizer never steps it.",
-        "Learned state is a parameter: self.{name} = nn.Parameter(tensor).",
+        N_("{name!r} is a non-persistent buffer: not saved, and the optimizer never steps it."),
+        N_("Learned state is a parameter: self.{name} = nn.Parameter(tensor)."),
     ),
 }
 
@@ -283,9 +321,12 @@ def expect_kind(
         )
     message, hint = KIND_HINTS.get(
         (wanted, found["kind"]),
-        ("{name!r} is a {found}, not a {wanted}.", "Keep {name!r} as a {wanted}, as the exercise asks."),
+        (
+            N_("{name!r} is a {found}, not a {wanted}."),
+            N_("Keep {name!r} as a {wanted}, as the exercise asks."),
+        ),
     )
-    raise Fail(message, hint, name=name, found=found["kind"], wanted=wanted)
+    raise Fail(message, hint, name=name, found=Msg(found["kind"]), wanted=Msg(wanted))
 
 
 # --- files, devices, the optimizer ----------------------------------------------------------------
@@ -296,14 +337,14 @@ def save_and_reload(model: Remote, make_fresh, **load_kwargs: object) -> Remote:
     with `torch.load(weights_only=True)` and `load_state_dict(**load_kwargs)`; return that model."""
     session = model.session
     path = os.path.join(session.folder(), "checkpoint.pt")
-    with student("state_dict()"):
+    with student(code("state_dict()")):
         state = model.call(method="state_dict", keep=True)
-    with student("torch.save(model.state_dict(), path)"):
+    with student(code("torch.save(model.state_dict(), path)")):
         session.lib("torch:save")(state, path)
     fresh = make_fresh()
-    with student("torch.load(path, weights_only=True)"):
+    with student(code("torch.load(path, weights_only=True)")):
         loaded = session.lib("torch:load").call(path, weights_only=True, keep=True)
-    with student("load_state_dict"):
+    with student(code("load_state_dict")):
         fresh.call(loaded, method="load_state_dict", **load_kwargs)
     return fresh
 
@@ -312,28 +353,28 @@ def save_file(session, value: object, name: str) -> str:
     """`torch.save(value, path)` on the student's side, in the check's scratch folder; returns path.
     `value` is plain data (a state dict with its `_metadata` travels as one) or a `Remote`."""
     path = os.path.join(session.folder(), name)
-    with student("torch.save"):
+    with student(code("torch.save")):
         session.lib("torch:save")(value, path)
     return path
 
 
-def load_strict(model: Remote, path: str, what: str, hint: str) -> None:
+def load_strict(model: Remote, path: str, what: str | Msg, hint: str) -> None:
     """`model.load_state_dict(torch.load(path, weights_only=True))` (strict) on the student's side;
     an error raised there becomes a `Fail` that names `what` (or `NotAttempted`), with `hint`."""
     session = model.session
-    with student("torch.load(path, weights_only=True)"):
+    with student(code("torch.load(path, weights_only=True)")):
         loaded = session.lib("torch:load").call(path, weights_only=True, keep=True)
     try:
         model.call(loaded, method="load_state_dict")
     except StudentError as error:
         if error.not_implemented:
             raise NotAttempted from None
-        raise Fail("{what} raised {error}", hint, what=what, error=str(error)) from None
+        raise Fail("{what} raised {error}", hint, what=as_msg(what), error=str(error)) from None
 
 
 def move(model: Remote, target: torch.device | str | torch.dtype) -> Remote:
     """`model.to(target)` on the student's side (the same model, converted in place)."""
-    with student(f".to({target})"):
+    with student(code(f".to({target})")):
         moved = model.call(target, method="to", keep=True)
     return moved
 
@@ -341,45 +382,50 @@ def move(model: Remote, target: torch.device | str | torch.dtype) -> Remote:
 def sgd_step(model: Remote, sample: torch.Tensor, lr: float = 0.1) -> None:
     """One SGD step on `model.parameters()` for the loss `model(sample).sum()`."""
     session = model.session
-    with student("parameters()"):
+    with student(code("parameters()")):
         params = model.call(method="parameters", keep=True)
     optimizer = session.lib("torch.optim:SGD").call(params, lr=lr, keep=True)
     with student("forward"):
         out = model.call(sample, keep=True)
-    with student("backward"):
+    with student(code("backward")):
         out.call(method="sum", keep=True).method("backward")
     optimizer.method("step")
 
 
-def leaves_global_state(before: dict, after: dict, what: str) -> None:
+GLOBAL_SETTINGS = {
+    "grad_enabled": N_("gradient tracking (torch.is_grad_enabled())"),
+    "inference_mode": N_("inference mode"),
+    "default_dtype": N_("the default dtype"),
+    "default_device": N_("the default device"),
+    "torch_rng": N_("torch's random state"),
+    "python_rng": N_("Python's random state"),
+    "anomaly": N_("anomaly detection"),
+    "deterministic": N_("deterministic algorithms"),
+    "cwd": N_("the working directory"),
+}
+
+
+def leaves_global_state(before: dict, after: dict, what: str | Msg) -> None:
     """Fail when the student's code changed the process's global state (grad mode, default dtype or
-    device, random state) and did not put it back."""
-    names = {
-        "grad_enabled": "gradient tracking (torch.is_grad_enabled())",
-        "inference_mode": "inference mode",
-        "default_dtype": "the default dtype",
-        "default_device": "the default device",
-        "torch_rng": "torch's random state",
-        "python_rng": "Python's random state",
-        "anomaly": "anomaly detection",
-        "deterministic": "deterministic algorithms",
-        "cwd": "the working directory",
-    }
-    changed = [names.get(key, key) for key in before if before.get(key) != after.get(key)]
+    device, random state) and did not put it back. `what` names the code (marked with `N_`)."""
+    changed = [key for key in before if before.get(key) != after.get(key)]
     if changed:
-        hints = {
-            "gradient tracking (torch.is_grad_enabled())": "use `with torch.no_grad():` around the lines "
-            "that need it, never torch.set_grad_enabled(False) on its own",
-        }
-        hint = "; ".join(hints[c] for c in changed if c in hints) or (
-            "leave global settings as you found them: use a `with` block, or save and restore them"
+        hint = (
+            N_(
+                "Everything after your code runs with that setting too: use `with torch.no_grad():` around "
+                "the lines that need it, never torch.set_grad_enabled(False) on its own."
+            )
+            if "grad_enabled" in changed
+            else N_(
+                "Everything after your code runs with that setting too: leave global settings as you found "
+                "them: use a `with` block, or save and restore them."
+            )
         )
         raise Fail(
             "{what} changed {changed} for the rest of the session.",
-            "Everything after your code runs with that setting too: {advice}.",
-            what=what,
-            changed=", ".join(changed),
-            advice=hint,
+            hint,
+            what=as_msg(what),
+            changed=Listed(Msg(GLOBAL_SETTINGS[key]) if key in GLOBAL_SETTINGS else key for key in changed),
         )
 
 
@@ -404,7 +450,7 @@ def expect_own_tensors(cls: Remote, names: tuple[str, ...], args: tuple = ()) ->
     first, second = build(cls, *args), build(cls, *args)
     for name in names:
         tensor(first, name)
-        with student(f"Reading {name}"):
+        with student(Msg("Reading {path}", path=name)):
             shared = first.attr(name, keep=True).method("data_ptr") == second.attr(name, keep=True).method(
                 "data_ptr"
             )
@@ -435,7 +481,12 @@ def expect_runs_on_device(cls: Remote, x: torch.Tensor, names: tuple[str, ...], 
                 where=str(where),
             )
     try:
-        out = forward(model, x.to(device), what=f"After model.to({str(device)!r}), forward", device_rule=True)
+        out = forward(
+            model,
+            x.to(device),
+            what=Msg("After model.to({device!r}), forward", device=str(device)),
+            device_rule=True,
+        )
     except Fail as failure:  # it ran before the move: a tensor forward uses stayed behind
         if failure.hint_template != STEP_HINT:
             raise
@@ -467,7 +518,7 @@ def expect_follows_double(cls: Remote, x: torch.Tensor, names: tuple[str, ...], 
                 name=name,
                 dtype=str(dtype),
             )
-    out = forward(model, x.double(), what="After model.double(), forward")
+    out = forward(model, x.double(), what=N_("After model.double(), forward"))
     if out.dtype != torch.float64:
         raise Fail(
             "After model.double(), forward on a float64 input returned {dtype}.",
@@ -498,18 +549,18 @@ def close(a: object, b: object, atol: float = 1e-5, rtol: float = 1e-5) -> bool:
     return torch.allclose(a.detach().cpu().double(), b.detach().cpu().double(), atol=atol, rtol=rtol)
 
 
-def shown(value: object) -> str:
+def shown(value: object) -> str | Msg:
     """A value as a message shows it to a student: a placeholder, None or a handle is named in
     words, never printed as `Ellipsis`, `None` or a `Remote` repr where a value is expected."""
     if value is Ellipsis:
-        return "the placeholder `...`"
+        return Msg("the placeholder `...`")
     if value is None:
-        return "no value (None)"
+        return Msg("no value (None)")
     if isinstance(value, Remote):
-        return f"a {value.info.get('type', 'object')}"
+        return Msg("a {type}", type=value.info.get("type", "object"))
     if isinstance(value, torch.Tensor):
         if value.device.type == "meta":
-            return f"a tensor of shape {tuple(value.shape)} on the meta device"
+            return Msg("a tensor of shape {shape} on the meta device", shape=tuple(value.shape))
         return str(rounded(value))
     return repr(value)
 
@@ -526,12 +577,13 @@ NAME_COLLECTIONS = (list, tuple, set, frozenset)
 
 
 def prediction(answer: Remote, *, expected: str, example: str, call: bool = False) -> object:
+    # `expected` is an English text marked with `N_` where it is written.
     """The student's prediction as plain data. With `call`, a function answer is called first (with no
     arguments) and its result is the prediction. Fail, naming what was found, when the prediction is
     not plain data (a model, a class, a generator, `dict.keys()`...)."""
     found: object = answer
     if call and answer.kind == "function":
-        with student(f"{answer.name}()"):
+        with student(code(f"{answer.name}()")):
             found = answer.call()
         if found is None:
             raise Fail(
@@ -552,26 +604,51 @@ def prediction(answer: Remote, *, expected: str, example: str, call: bool = Fals
         raise Fail(
             "Expected {expected}, got {type}.",
             "Write it as {example}.",
-            expected=expected,
-            type=_label(kind, found.name, type_name),
+            expected=Msg(expected),
+            type=described(kind, found.name, type_name),
             example=example,
         )
     return found
 
 
-def _label(kind: str, name: str, type_name: str) -> str:
-    labels = {"module": f"a model ({name})", "class": f"the class {name}", "function": f"the function {name}"}
-    return labels.get(kind, "a tensor" if kind == "tensor" else type_name)
+def described(kind: str, name: str, type_name: str) -> str | Msg:
+    """An answer named for a message: `a model (Net)`, `the class Net`, `the function f`, `a tensor`."""
+    labels = {
+        "module": N_("a model ({name})"),
+        "class": N_("the class {name}"),
+        "function": N_("the function {name}"),
+        "tensor": N_("a tensor"),
+    }
+    return Msg(labels[kind], name=name) if kind in labels else type_name
 
 
-def names_in(value: object, *, expected: str, example: str, noun: str = "name") -> list[str]:
+A_KIND = {  # a kind with its article, as a message names it
+    None: N_("missing"),
+    PARAMETER: N_("a parameter"),
+    BUFFER: N_("a buffer"),
+    NON_PERSISTENT_BUFFER: N_("a non-persistent buffer"),
+    NONE_BUFFER: N_("a None buffer"),
+    PLAIN: N_("a plain attribute"),
+    REFERENCE: N_("a reference"),
+    COMPUTED: N_("a computed"),
+    EXTRA_STATE: N_("an extra state"),
+}
+
+
+def a_kind(kind: str | None) -> Msg:
+    """An inventory kind with its article (`a buffer`), `missing` for None, as a message names it."""
+    return Msg(A_KIND[kind]) if kind in A_KIND else Msg("a {kind}", kind=kind)
+
+
+def names_in(value: object, *, expected: str, example: str, noun: str = NAME) -> list[str]:
     """The strings of a list, tuple, set or frozenset (in their order; a set's sorted), after failing
-    for anything else, for an item that is not a string, and for a name listed more than once."""
+    for anything else, for an item that is not a string, and for a name listed more than once.
+    `expected` and `noun` are English texts marked with `N_` where they are written."""
     if not isinstance(value, NAME_COLLECTIONS):
         raise Fail(
             "Expected {expected}, got {type}.",
             "Write it as {example}.",
-            expected=expected,
+            expected=Msg(expected),
             type=type(value).__name__,
             example=example,
         )
@@ -579,23 +656,26 @@ def names_in(value: object, *, expected: str, example: str, noun: str = "name") 
     odd = [item for item in items if not isinstance(item, str)]
     if odd:
         raise Fail(
-            "Every {noun} is a string: {odd} {is_are} not.",
+            "Every {noun} is a string: {odd} is not."
+            if len(odd) == 1
+            else "Every {noun} is a string: {odd} are not.",
             "Write each {noun} in quotes, e.g. {example}.",
-            noun=noun,
+            noun=Msg(noun),
             odd=", ".join(repr(item) for item in odd[:3]),
-            is_are="is" if len(odd) == 1 else "are",
             example=example,
         )
     counts: dict[str, int] = {}
     for item in items:
         counts[item] = counts.get(item, 0) + 1
-    twice = [f"{name!r} ({count} times)" for name, count in counts.items() if count > 1]
+    twice = [
+        Msg("{name!r} ({count} times)", name=name, count=count) for name, count in counts.items() if count > 1
+    ]
     if twice:
         raise Fail(
             "Listed more than once: {twice}.",
             "Each {noun} counts once: write it once (a set cannot hold the same {noun} twice).",
-            twice=", ".join(twice),
-            noun=noun,
+            twice=Listed(twice),
+            noun=Msg(noun),
         )
     return items
 
@@ -647,8 +727,10 @@ def standin_limit(error: StudentError) -> bool:
     return error.type_name != "StandInDeviceError" and "meta" in text and "device" not in text
 
 
-def fail_on_device(error: StudentError, where: str, hint: str) -> Fail:
-    """The `Fail` for forward raising `error` on the lessons' device (`where` names the step)."""
+def fail_on_device(error: StudentError, where: str | Msg, hint: str, **values: object) -> Fail:
+    """The `Fail` for forward raising `error` on the lessons' device (`where` names the step; `values`
+    fill `hint`)."""
+    where = as_msg(where)
     if standin_limit(error):
         return Fail(
             "{where}, forward raised {error} (buflesson's GPU stand-in holds no values, so it cannot run "
@@ -658,19 +740,20 @@ def fail_on_device(error: StudentError, where: str, hint: str) -> Fail:
             where=where,
             error=str(error),
         )
-    return Fail("{where}, forward raised {error}", hint, where=where, error=str(error))
+    return Fail("{where}, forward raised {error}", hint, where=where, error=str(error), **values)
 
 
 def convert(model: Remote, method: str, *args: object) -> Remote:
     """`model.method(*args)` for a conversion (`double`, `half`, `to`): the model, converted in place."""
     shown = ", ".join(repr(a) for a in args)
-    with student(f"model.{method}({shown})"):
+    with student(code(f"model.{method}({shown})")):
         return model.call(*args, method=method, keep=True)
 
 
-def load(model: Remote, state: dict[str, torch.Tensor], what: str = "load_state_dict") -> None:
-    """`model.load_state_dict(state)` (strict) on the student's side, `state` sent as plain data."""
-    with student(what):
+def load(model: Remote, state: dict[str, torch.Tensor], what: str | Msg | None = None) -> None:
+    """`model.load_state_dict(state)` (strict) on the student's side, `state` sent as plain data;
+    `what` names the step in messages (marked with `N_`), `load_state_dict` by default."""
+    with student(code("load_state_dict") if what is None else what):
         model.call(state, method="load_state_dict")
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from buflesson.i18n import N_, language, tr
 
 PASSED = "passed"
 FAILED = "failed"
 NOT_ATTEMPTED = "not attempted"
 
-_LABELS = {PASSED: "PASSED", FAILED: "NOT YET", NOT_ATTEMPTED: "NOT ATTEMPTED YET"}
+_LABELS = {PASSED: N_("PASSED"), FAILED: N_("NOT YET"), NOT_ATTEMPTED: N_("NOT ATTEMPTED YET")}
+_EXERCISE = N_("Exercise {id}: {title}")
+_HINT = N_("Hint:")
 # Each box follows the JupyterLab theme through its CSS variables: the accent is the theme's
 # success, error or neutral colour; the fill is that accent mixed lightly into the page background;
 # the text is the theme's own content colour (black on light themes, white on dark ones). Outside
@@ -42,13 +46,17 @@ def _html(text: str) -> str:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """What `check` found: the exercise, a status, a short message and a hint when it failed."""
+    """What `check` found: the exercise, a status, a short message and a hint when it failed.
+
+    The title, message and hint are text in the language that was current when the check ran,
+    recorded in `language`; the box's own labels (PASSED, Hint) are shown in that language too."""
 
     exercise: str
     title: str
     status: str
     message: str
     hint: str = ""
+    language: str = field(default_factory=language, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -58,10 +66,21 @@ class CheckResult:
     def __bool__(self) -> bool:
         return self.passed
 
+    def _label(self) -> str:
+        return tr(_LABELS[self.status], self.language)
+
+    def _heading(self, exercise: str, title: str) -> str:
+        return tr(_EXERCISE, self.language).format(id=exercise, title=title)
+
+    def _hint_label(self) -> tuple[str, str]:
+        """'Hint:' and the space after it (none after a full-width colon '：')."""
+        label = tr(_HINT, self.language)
+        return label, "" if label.endswith("：") else " "
+
     def __str__(self) -> str:
-        lines = [f"[{_LABELS[self.status]}] Exercise {self.exercise}: {self.title}", self.message]
+        lines = [f"[{self._label()}] {self._heading(self.exercise, self.title)}", self.message]
         if self.hint:
-            lines.append(f"Hint: {self.hint}")
+            lines.append("".join(self._hint_label()) + self.hint)
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -70,12 +89,12 @@ class CheckResult:
     def _repr_html_(self) -> str:
         hint = ""
         if self.hint:
-            hint = f'<div style="margin-top:4px"><b>Hint:</b> {_html(self.hint)}</div>'
+            label, space = self._hint_label()
+            hint = f'<div style="margin-top:4px"><b>{label}</b>{space}{_html(self.hint)}</div>'
         return (
             f'<div class="buflesson-check buflesson-{self.status.replace(" ", "-")}" '
             f'style="{box_style(self.status)}">'
-            f"<b>{_LABELS[self.status]}</b> &middot; Exercise {html.escape(self.exercise)}: "
-            f"{_html(self.title)}"
+            f"<b>{self._label()}</b> &middot; {self._heading(html.escape(self.exercise), _html(self.title))}"
             f'<div style="margin-top:4px">{_html(self.message)}</div>{hint}</div>'
         )
 

@@ -1,4 +1,8 @@
-"""The rows of `inventory`: the kinds of tensor a module holds, and one row per tensor."""
+"""The rows of `inventory`: the kinds of tensor a module holds, and one row per tensor.
+
+The kinds, column names and yes/no are English data (`row.kind == "buffer"`); a table shows them
+in the current language (`cells()`, `buflesson.i18n`).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,16 @@ from dataclasses import dataclass
 
 import torch
 
-PARAMETER = "parameter"
-BUFFER = "buffer"
-NON_PERSISTENT_BUFFER = "non-persistent buffer"
-NONE_BUFFER = "None buffer"
-PLAIN = "plain attribute"
-REFERENCE = "reference"
-COMPUTED = "computed"
-EXTRA_STATE = "extra state"
+from buflesson.i18n import N_, tr
+
+PARAMETER = N_("parameter")
+BUFFER = N_("buffer")
+NON_PERSISTENT_BUFFER = N_("non-persistent buffer")
+NONE_BUFFER = N_("None buffer")
+PLAIN = N_("plain attribute")
+REFERENCE = N_("reference")
+COMPUTED = N_("computed")
+EXTRA_STATE = N_("extra state")
 
 KINDS = (PARAMETER, BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PLAIN, REFERENCE, COMPUTED, EXTRA_STATE)
 """Every kind, in the order the summary lists them."""
@@ -22,14 +28,14 @@ REGISTERED = (PARAMETER, BUFFER, NON_PERSISTENT_BUFFER)
 """Kinds whose tensor PyTorch itself tracks: `named_parameters()` and `named_buffers()` list them."""
 
 KIND_MEANINGS = {
-    PARAMETER: "registered with nn.Parameter: saved, moved, handed to the optimizer",
-    BUFFER: "registered with register_buffer: saved and moved, not trained",
-    NON_PERSISTENT_BUFFER: "register_buffer(..., persistent=False): moved, not saved",
-    NONE_BUFFER: "a buffer slot that holds None: nothing to save or move",
-    PLAIN: "a tensor PyTorch does not track: not saved, not moved, not trained",
-    REFERENCE: "a plain attribute that holds a view of a registered tensor (it shares its memory)",
-    COMPUTED: "recomputed from registered tensors (parametrizations, weight_norm, pruning)",
-    EXTRA_STATE: "a state_dict() entry the module writes itself (packed quantized weights, extra state)",
+    PARAMETER: N_("registered with nn.Parameter: saved, moved, handed to the optimizer"),
+    BUFFER: N_("registered with register_buffer: saved and moved, not trained"),
+    NON_PERSISTENT_BUFFER: N_("register_buffer(..., persistent=False): moved, not saved"),
+    NONE_BUFFER: N_("a buffer slot that holds None: nothing to save or move"),
+    PLAIN: N_("a tensor PyTorch does not track: not saved, not moved, not trained"),
+    REFERENCE: N_("a plain attribute that holds a view of a registered tensor (it shares its memory)"),
+    COMPUTED: N_("recomputed from registered tensors (parametrizations, weight_norm, pruning)"),
+    EXTRA_STATE: N_("a state_dict() entry the module writes itself (packed quantized weights, extra state)"),
 }
 
 
@@ -79,19 +85,24 @@ class TensorRow:
         """A parameter with requires_grad=False."""
         return self.kind == PARAMETER and not self.requires_grad
 
+    @property
+    def lazy(self) -> bool:
+        """A lazy module's tensor before its first forward (no shape yet)."""
+        return self.tensor is not None and is_uninitialized(self.tensor)
+
     def shape_text(self) -> str:
         """The shape as shown in a table: `(2, 3)`, `()`, or why there is none."""
         if self.shape is not None:
             return str(tuple(self.shape))
-        if "uninitialized" in self.note:
-            return "uninitialized"
+        if self.lazy:
+            return tr(N_("uninitialized"))
         return "?" if self.kind == COMPUTED else "-"
 
     def cells(self) -> list[str]:
-        """The row as the strings shown in a table, in the order of `COLUMNS`."""
+        """The row as the strings shown in a table (in the current language), in the order of `COLUMNS`."""
         return [
             self.name,
-            self.kind,
+            tr(self.kind),
             yes(self.in_state_dict),
             yes(self.follows_to),
             yes(self.stepped_by_optimizer),
@@ -103,21 +114,21 @@ class TensorRow:
 
 
 COLUMNS = [
-    "name",
-    "kind",
-    "in state_dict",
-    "follows .to()",
-    "stepped by optimizer",
-    "requires grad",
-    "device",
-    "dtype",
-    "shape",
+    N_("name"),
+    N_("kind"),
+    N_("in state_dict"),
+    N_("follows .to()"),
+    N_("stepped by optimizer"),
+    N_("requires grad"),
+    N_("device"),
+    N_("dtype"),
+    N_("shape"),
 ]
 
 
 def yes(flag: bool) -> str:
-    """'yes' or 'no'."""
-    return "yes" if flag else "no"
+    """'yes' or 'no', in the current language."""
+    return tr(N_("yes")) if flag else tr(N_("no"))
 
 
 def is_uninitialized(tensor: torch.Tensor) -> bool:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from buflesson.figures import styled
+from buflesson.figures import caption, styled
 
 if TYPE_CHECKING:  # matplotlib is imported by the plot itself: `import buflesson` stays light
     from matplotlib.figure import Figure
@@ -66,13 +66,18 @@ def plot_running_mean(
         axes = figure.subplots(1, len(momenta), sharey=True, squeeze=False)[0]
         for ax, momentum in zip(axes, momenta, strict=True):
             running, batch_means = running_mean_trace(batches, momentum)
-            ax.plot(steps[1:], batch_means, "o", color="0.55", markersize=4, label="batch mean")
+            ax.plot(steps[1:], batch_means, "o", color="0.55", markersize=4, label=caption("batch mean"))
             ax.plot(steps, running, "-", color="tab:blue", linewidth=2, label="running_mean")
-            ax.axhline(true_mean, color="tab:red", linestyle="--", label=f"true mean ({true_mean:g})")
+            ax.axhline(
+                true_mean,
+                color="tab:red",
+                linestyle="--",
+                label=caption("true mean ({mean})", mean=f"{true_mean:g}"),
+            )
             ax.set_title(f"momentum = {momentum:g}")
-            ax.set_xlabel("step (forward passes in train() mode)")
+            ax.set_xlabel(caption("step (forward passes in train() mode)"))
             ax.grid()
-        axes[0].set_ylabel("mean of feature 0")
+        axes[0].set_ylabel(caption("mean of feature 0"))
         axes[0].legend(loc="lower right")
-        figure.suptitle("BatchNorm1d.running_mean moves towards the data mean without any optimizer")
+        figure.suptitle(caption("BatchNorm1d.running_mean moves towards the data mean without any optimizer"))
     return figure

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from buflesson.figures import FAINT, INK, styled
+from buflesson.figures import FAINT, INK, bold, caption, styled
+from buflesson.i18n import N_
 from buflesson.inventory import (
     BUFFER,
     COMPUTED,
@@ -41,9 +42,9 @@ KIND_COLOURS = {
     EXTRA_STATE: "#F0E442",
 }
 COLUMNS = [
-    ("saved", "in state_dict()"),
-    ("moved", "by .to()"),
-    ("trained", "by optimizer.step()"),
+    (N_("saved"), N_("in state_dict()")),
+    (N_("moved"), N_("by .to()")),
+    (N_("trained"), N_("by optimizer.step()")),
 ]
 _NO_EDGE = INK  # a "no" tile is an outline only: no fill to glare on a dark page
 
@@ -56,8 +57,8 @@ def _ink(fill: str) -> str:
 
 def _label(row: TensorRow) -> str:
     if row.kind == PARAMETER and not row.requires_grad:
-        return "frozen parameter"
-    return row.kind
+        return caption("frozen parameter")
+    return caption(row.kind)
 
 
 def _flags(row: TensorRow) -> list[bool]:
@@ -79,6 +80,7 @@ def state_map(model: nn.Module, title: str | None = None) -> Figure:
     from matplotlib.patches import FancyBboxPatch, Patch
 
     rows = _ordered(list(inventory(model)))
+    yes, no, emphasis = caption("yes"), caption("no"), bold()
     with styled():
         height = 1.9 + 0.42 * max(len(rows), 1)
         fig = Figure(figsize=(8.0, height), layout="constrained")
@@ -100,11 +102,11 @@ def state_map(model: nn.Module, title: str | None = None) -> Figure:
                 ax.text(
                     x,
                     y,
-                    "yes" if flag else "no",
+                    yes if flag else no,
                     ha="center",
                     va="center",
                     fontsize=10,
-                    fontweight="bold" if flag else "normal",
+                    fontweight=emphasis if flag else "normal",
                     color=_ink(colour) if flag else INK,
                 )
             ax.add_patch(FancyBboxPatch((2.75, y - 0.15), 0.12, 0.3, boxstyle="square,pad=0", color=colour))
@@ -115,14 +117,16 @@ def state_map(model: nn.Module, title: str | None = None) -> Figure:
         ax.set_xlim(-0.55, 4.7)
         ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)
         ax.set_yticks(range(len(rows)), [row.name for row in rows], fontsize=10, family="monospace")
-        ax.set_xticks(range(len(COLUMNS)), [f"{word}\n{how}" for word, how in COLUMNS], fontsize=10)
+        ax.set_xticks(
+            range(len(COLUMNS)), [f"{caption(word)}\n{caption(how)}" for word, how in COLUMNS], fontsize=10
+        )
         ax.xaxis.tick_top()
         ax.tick_params(length=0)
         for side in ax.spines.values():
             side.set_visible(False)
-        ax.text(2.75, -0.75, "kind", ha="left", va="bottom", fontsize=10)
+        ax.text(2.75, -0.75, caption("kind"), ha="left", va="bottom", fontsize=10)
         kinds = [kind for kind in KIND_ORDER if any(row.kind == kind for row in rows)]
-        handles = [Patch(facecolor=KIND_COLOURS[kind], label=kind) for kind in kinds]
+        handles = [Patch(facecolor=KIND_COLOURS[kind], label=caption(kind)) for kind in kinds]
         handles.append(
             Line2D(
                 [],
@@ -132,11 +136,16 @@ def state_map(model: nn.Module, title: str | None = None) -> Figure:
                 markerfacecolor="none",
                 markeredgecolor=_NO_EDGE,
                 markersize=10,
-                label="no",
+                label=no,
             )
         )
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=9)
-        fig.suptitle(title or f"Every tensor of {type(model).__name__}: what is saved, moved and trained")
+        fig.suptitle(
+            title
+            or caption(
+                "Every tensor of {model}: what is saved, moved and trained", model=type(model).__name__
+            )
+        )
         if not rows:
-            ax.text(1, 0, "(no tensors)", ha="center", va="center")
+            ax.text(1, 0, caption("(no tensors)"), ha="center", va="center")
     return fig

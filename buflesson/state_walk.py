@@ -11,6 +11,8 @@ tensor itself is named on that tensor's row (`held_by`); one that holds a view o
 registered tensor is a reference; a tensor recomputed from registered ones
 (parametrizations, the forward pre-hooks of `weight_norm`, `spectral_norm` and
 pruning) is computed.
+
+A row's `note` is written in the language current when the walk runs (`buflesson.i18n`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from buflesson.i18n import N_, listing, render, tr
 from buflesson.rows import (
     BUFFER,
     COMPUTED,
@@ -150,7 +153,7 @@ class _Walk:
         entry = _Entry(name, kind, tensor)
         entry.module = type(module).__name__
         if is_uninitialized(tensor):
-            entry.note = "uninitialized (lazy module): the first forward sets its shape"
+            entry.note = tr(UNINITIALIZED_NOTE)
         self.tensors[id(tensor)] = entry
         self.names[name] = entry
         owned.registered.append(entry)
@@ -203,7 +206,11 @@ class _Walk:
         entry.module = type(module).__name__
         entry.sources = sources
         steps = ", ".join(type(step).__name__ for step in chain)
-        entry.note = f"computed on access from {_names(sources)} by {steps} (torch.nn.utils.parametrize)"
+        entry.note = render(
+            "computed on access from {sources} by {steps} (torch.nn.utils.parametrize)",
+            sources=_names(sources),
+            steps=steps,
+        )
         self.names.setdefault(entry.name, entry)
         for other in self.prefixes[id(module)][1:]:
             self._alias(entry, other + tensor_name)
@@ -237,7 +244,11 @@ class _Walk:
         entry = _Entry(name, COMPUTED, tensor)
         entry.module = holder
         entry.sources = sources
-        entry.note = f"recomputed from {_names(sources)} before each forward by the {label} hook"
+        entry.note = render(
+            "recomputed from {sources} before each forward by the {label} hook",
+            sources=_names(sources),
+            label=label,
+        )
         self.untracked[id(tensor)] = entry
         self.names.setdefault(name, entry)
         owned.computed.append(entry)
@@ -266,13 +277,18 @@ class _Walk:
         if target is not None:
             entry = _Entry(name, REFERENCE, tensor)
             entry.refers_to = target
-            entry.note = f"a view of the {target.kind} {target.name} (shares its memory)"
+            entry.note = render(
+                "a view of the {kind} {name} (shares its memory)", kind=tr(target.kind), name=target.name
+            )
         else:
             entry = _Entry(name, PLAIN, tensor)
             if note is not None:
                 entry.note = note
             elif isinstance(tensor, nn.Parameter):
-                entry.note = f"an nn.Parameter kept in a plain {container}: never registered"
+                entry.note = render(
+                    "an nn.Parameter kept in a plain {container}: never registered",
+                    container=_container(container),
+                )
         entry.hidden_in = hidden_in
         entry.module = holder
         self.untracked[id(tensor)] = entry
@@ -296,8 +312,13 @@ class _Walk:
                 for key, tensor in (*sub._parameters.items(), *sub._buffers.items()):
                     if tensor is None:
                         continue
-                    what = "a parameter" if key in sub._parameters else "a buffer"
-                    note = f"{what} of a {kind} kept in a plain {container}: never registered"
+                    note = render(
+                        "a parameter of a {module} kept in a plain {container}: never registered"
+                        if key in sub._parameters
+                        else "a buffer of a {module} kept in a plain {container}: never registered",
+                        module=kind,
+                        container=_container(container),
+                    )
                     self._plain_tensor(prefix + key, tensor, container, owned, kind, note, top)
                 for attr, value, inner in _attribute_values(sub):
                     if isinstance(value, nn.Module):
@@ -401,8 +422,17 @@ def _row(entry: _Entry) -> TensorRow:
     )
 
 
+UNINITIALIZED_NOTE = N_("uninitialized (lazy module): the first forward sets its shape")
+_CONTAINER_WORDS = {"attribute": N_("attribute"), "container": N_("container")}
+
+
 def _names(names: tuple[str, ...]) -> str:
-    return ", ".join(names) if names else "tensors it does not register"
+    return ", ".join(names) if names else tr("tensors it does not register")
+
+
+def _container(container: str) -> str:
+    """What holds a plain tensor, as a note names it: `attribute`, or a type such as `list`."""
+    return tr(_CONTAINER_WORDS[container]) if container in _CONTAINER_WORDS else container
 
 
 def _attribute_values(module: nn.Module) -> Iterator[tuple[str, torch.Tensor | nn.Module, str]]:
@@ -508,13 +538,22 @@ def _owner(key: str, owners: dict[str, nn.Module]) -> tuple[nn.Module, str]:
 
 def _extra_note(local: str, module: nn.Module, value: object, info: dict) -> str:
     owner = type(module).__name__
-    parts = f" ({info['parts']})" if info.get("parts") else ""
+    parts = render(" ({parts})", parts=info["parts"]) if info.get("parts") else ""
     if local == "_extra_state":
-        return f"returned by {owner}.get_extra_state(){parts}: saved and loaded, not moved, not trained"
+        return render(
+            "returned by {owner}.get_extra_state(){parts}: saved and loaded, not moved, not trained",
+            owner=owner,
+            parts=parts,
+        )
     if type(module)._save_to_state_dict is not nn.Module._save_to_state_dict:
-        what = "packed weights" if "packed" in local.lower() or _is_packed(value) else "a value"
-        return f"{what}{parts} written by {owner}._save_to_state_dict: saved, not a registered tensor"
-    return f"added to state_dict() by a hook{parts}: not a registered tensor"
+        return render(
+            "packed weights{parts} written by {owner}._save_to_state_dict: saved, not a registered tensor"
+            if "packed" in local.lower() or _is_packed(value)
+            else "a value{parts} written by {owner}._save_to_state_dict: saved, not a registered tensor",
+            owner=owner,
+            parts=parts,
+        )
+    return render("added to state_dict() by a hook{parts}: not a registered tensor", parts=parts)
 
 
 def _is_packed(value: object) -> bool:
@@ -552,14 +591,14 @@ def _value_info(value: object) -> dict:
         return {**info, "dtype": type(value).__name__}
     parts = [describe(t) for t in tensors]
     for part in parts:
-        part["shape_text"] = "uninitialized" if part["shape"] is None else str(part["shape"])
+        part["shape_text"] = tr("uninitialized") if part["shape"] is None else str(part["shape"])
     devices = sorted({p["device"] for p in parts})
     dtypes = list(dict.fromkeys(p["dtype"] for p in parts))
     info.update(device=", ".join(devices), dtype=", ".join(dtypes))
     if len(parts) == 1:
         info["shape"] = parts[0]["shape"]
     else:
-        info["parts"] = " and ".join(f"{p['dtype']} {p['shape_text']}" for p in parts)
+        info["parts"] = listing((f"{p['dtype']} {p['shape_text']}" for p in parts), N_(" and "))
     if all(p["elements"] is not None for p in parts):
         info["elements"] = sum(p["elements"] for p in parts)
         info["nbytes"] = sum(p["nbytes"] for p in parts)

@@ -19,6 +19,7 @@ from types import FrameType, TracebackType
 import torch
 
 import buflesson
+from buflesson.i18n import render
 
 _TORCH = Path(torch.__file__).resolve().parent
 _BUFLESSON = Path(buflesson.__file__).resolve().parent
@@ -115,9 +116,17 @@ def _folded(block: list[Frame], innermost: bool) -> list[str]:
     if not block:
         return []
     packages = ", ".join(dict.fromkeys(frame.library for frame in block))
-    count = f"{len(block)} frame{'s' if len(block) > 1 else ''} in {packages}"
+    count = render(
+        "{count} frames in {packages}" if len(block) > 1 else "{count} frame in {packages}",
+        count=len(block),
+        packages=packages,
+    )
     named = next((frame for frame in reversed(block) if frame.library != "torch"), None)
-    where = f", through {named.name}: {named.line().strip()}" if named else ""
+    where = (
+        render(", through {function}: {line}", function=named.name, line=named.line().strip())
+        if named
+        else ""
+    )
     return [f"{GRAY}   [{count}{where}]{RESET}\n"]
 
 

@@ -233,13 +233,14 @@ def load_glossary(path: Path) -> dict[str, dict]:
 def glossary_problems(english: str, translated: str, glossary: dict[str, dict], where: str) -> list[str]:
     """Terms of `glossary` that `translated` renders another way than the glossary says."""
     problems = []
+    english = re.sub(r"^### Exercise .*$", "", english, flags=re.MULTILINE)  # its title is the check's
     plain_en = re.sub(r"`[^`]*`", "", english)  # code (`register_buffer`) is not prose
     for term, entry in glossary.items():
         rendering = str(entry.get("zh", ""))
         for avoided in entry.get("avoid") or []:
             if avoided in translated:
                 problems.append(f"{where}: {term!r} rendered as {avoided!r}; the glossary says {rendering!r}")
-        if rendering and re.search(rf"(?<![\w`]){re.escape(term)}s?(?![\w`])", plain_en, re.IGNORECASE):
+        if rendering and re.search(rf"(?<![\w`.]){re.escape(term)}s?(?![\w`=(])", plain_en, re.IGNORECASE):
             if rendering not in translated:
                 problems.append(
                     f"{where}: {term!r} is in the English text but {rendering!r} is not in the translation"

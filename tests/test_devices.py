@@ -23,6 +23,7 @@ from torch import nn
 
 from buflesson import inventory, pick_device, plain_offset_model, sample_input
 from buflesson.devices import STANDIN_WHY, DeviceChoice, accelerator, checking_device
+from buflesson.i18n import render, tr
 from buflesson.standin import STANDIN, StandInDeviceError, device_rule, rule_active
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -324,6 +325,7 @@ def _sanitize(text: str) -> str:
     "cpu_text, gpu_text",
     [
         (STANDIN_WHY, "Using the accelerator: cuda."),
+        (tr(STANDIN_WHY, "zh"), render("Using the accelerator: {device}.", "zh", device="cuda")),
         (
             "No accelerator here: using the meta device, "
             "which refuses a CPU tensor as a GPU would (its message differs).",

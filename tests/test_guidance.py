@@ -166,3 +166,14 @@ def test_installing_twice_adds_the_line_once():
     wrapped = ip.InteractiveTB.structured_traceback
     install(ip)
     assert ip.InteractiveTB.structured_traceback is wrapped
+
+
+def test_the_line_is_in_the_lessons_language():
+    from buflesson.i18n import using
+
+    with using("zh"):
+        line = advice("nn", [IMPORTS, MODEL, USE], MODEL, ran=[])
+    assert line == (
+        "`nn` 来自上方某个单元格中的 `from torch import nn`，自内核启动以来那个单元格还没有运行过："
+        f"先运行这个单元格上方的所有单元格（{RUN_ABOVE}）。"
+    )

@@ -136,3 +136,16 @@ def test_the_committed_intended_failures_are_short_and_end_in_the_message(name, 
         assert len(shown) <= MAX_LINES, "\n".join(shown)
         assert shown[-1] == f"{error['ename']}: {error['evalue']}"
         assert not any("site-packages" in line or "FakeTensor" in line for line in shown)
+
+
+def test_the_fold_line_is_in_the_lessons_language(shell):
+    from buflesson.i18n import using
+
+    with using("zh"):
+        out = shell("with device_rule():\n    model(sample_input().to('meta'))")
+    assert (
+        "[torch, buflesson 中的 3 个帧，经过 PlainOffset.forward：return self.linear(x) + self.offset]" in out
+    )
+    assert (
+        out.strip().splitlines()[-1].startswith("StandInDeviceError: Expected all tensors")
+    )  # PyTorch's words

@@ -9,11 +9,15 @@ import torch.nn.functional as F
 
 from buflesson.checks import Fail, exercise
 from buflesson.handles import Refused, Remote, StudentError
+from buflesson.i18n import N_, Listed
 from buflesson.inventory import PLAIN, inventory
 from buflesson.models import plain_offset_model, standardize_model
 from buflesson.probes import (
     Draw,
+    a_kind,
     close,
+    code,
+    described,
     forward,
     leaves_global_state,
     names_in,
@@ -30,10 +34,11 @@ from buflesson.probes import (
 
 KEYS_EXAMPLE = 'keys = ["hidden.weight", ...]'
 READ_NOT_PREDICTED = (
-    "This is what state_dict() answers, read from a model: the exercise asks for your prediction.",
-    "Predict the keys without calling state_dict(): write them yourself as a list of strings, e.g. "
-    + KEYS_EXAMPLE
-    + ".",
+    N_("This is what state_dict() answers, read from a model: the exercise asks for your prediction."),
+    N_(
+        "Predict the keys without calling state_dict(): write them yourself as a list of strings, e.g. "
+        "{example}."
+    ),
 )
 
 
@@ -52,38 +57,43 @@ def _keys(answer: Remote) -> list[str]:
     if kind == "module":
         raise Fail(
             "Got a model ({type}), not a list of its keys.",
-            "Write the keys yourself as a list of strings, e.g. " + KEYS_EXAMPLE + ".",
+            "Write the keys yourself as a list of strings, e.g. {example}.",
             type=type_name,
+            example=KEYS_EXAMPLE,
         )
     if kind != "data":
         raise Fail(
             "Expected a list of key names, got {what}.",
-            "Write the keys as a list of strings, e.g. " + KEYS_EXAMPLE + ".",
-            what="a tensor" if kind == "tensor" else f"the {kind} {answer.name}",
+            "Write the keys as a list of strings, e.g. {example}.",
+            what=described(kind, answer.name, type_name),
+            example=KEYS_EXAMPLE,
         )
     if type_name in ("odict_keys", "dict_keys"):
-        raise Fail(*READ_NOT_PREDICTED)
+        raise Fail(*READ_NOT_PREDICTED, example=KEYS_EXAMPLE)
     try:
         value = answer.value()
     except Refused:
         raise Fail(
             "Expected a list of key names, got {type}.",
-            "Write the keys as a list of strings, e.g. " + KEYS_EXAMPLE + ".",
+            "Write the keys as a list of strings, e.g. {example}.",
             type=type_name,
+            example=KEYS_EXAMPLE,
         ) from None
     if isinstance(value, dict):
         if any(isinstance(item, torch.Tensor) for item in value.values()):
-            raise Fail(*READ_NOT_PREDICTED)
+            raise Fail(*READ_NOT_PREDICTED, example=KEYS_EXAMPLE)
         raise Fail(
             "Expected a list of key names, got a dict.",
-            "Write only the keys, as a list of strings, e.g. " + KEYS_EXAMPLE + ".",
+            "Write only the keys, as a list of strings, e.g. {example}.",
+            example=KEYS_EXAMPLE,
         )
     if isinstance(value, str):
         raise Fail(
             "Expected a list of key names, got one string.",
-            "Put each key in quotes inside a list, e.g. " + KEYS_EXAMPLE + ".",
+            "Put each key in quotes inside a list, e.g. {example}.",
+            example=KEYS_EXAMPLE,
         )
-    return names_in(value, expected="a list of key names", example=KEYS_EXAMPLE, noun="key")
+    return names_in(value, expected=N_("a list of key names"), example=KEYS_EXAMPLE, noun=N_("key"))
 
 
 @exercise(
@@ -167,7 +177,7 @@ def predict_keys(answer: Remote) -> None:
 
 # --- 1.2: save and restore the offset by hand ------------------------------------------------------
 
-PAIR_HINT = "Pass them both, without calling them: check('1.2', (save_checkpoint, load_checkpoint))."
+PAIR_HINT = N_("Pass them both, without calling them: check('1.2', (save_checkpoint, load_checkpoint)).")
 
 
 def _pair(answer: Remote) -> tuple[Remote, Remote]:
@@ -176,13 +186,12 @@ def _pair(answer: Remote) -> tuple[Remote, Remote]:
         raise Fail("Expected the two functions as a pair.", PAIR_HINT)
     with student("Reading the pair"):
         save, load = answer.item(0), answer.item(1)
-    for position, function in (("first", save), ("second", load)):
+    for message, function in (
+        (N_("The first item of the pair is not a function."), save),
+        (N_("The second item of the pair is not a function."), load),
+    ):
         if not isinstance(function, Remote) or function.kind != "function":
-            raise Fail(
-                "The {position} item of the pair is not a function.",
-                PAIR_HINT,
-                position=position,
-            )
+            raise Fail(message, PAIR_HINT)
     return save, load
 
 
@@ -201,7 +210,7 @@ def _snapshot(model: Remote) -> dict[str, torch.Tensor]:
     """The model's weights and its offset, as copies."""
     state = dict(state_dict(model))
     state["offset"] = tensor(
-        model, "offset", hint="Put back the saved tensor itself: model.offset = saved_offset."
+        model, "offset", hint=N_("Put back the saved tensor itself: model.offset = saved_offset.")
     )
     return state
 
@@ -277,7 +286,7 @@ def checkpoint_by_hand(answer: Remote) -> None:
     for model, offset, path in zip(saved_models, offsets, paths, strict=True):
         _set_offset(model, offset)
         state = _snapshot(model)
-        with student("save_checkpoint(model, path)"):
+        with student(code("save_checkpoint(model, path)")):
             save(model, path)
         if not _same_state(state, _snapshot(model)):
             raise Fail(
@@ -295,7 +304,7 @@ def checkpoint_by_hand(answer: Remote) -> None:
     for index in (1, 0):  # the second file first: an answer that remembers the last save fails
         model, state, (weights_in_file, offset_in_file) = fresh_models[index], saved[index], holds[index]
         kinds = {name: row["kind"] for name, row in rows(model).items()}
-        with student("load_checkpoint(model, path)"):
+        with student(code("load_checkpoint(model, path)")):
             returned = load(model, paths[index])
         got = _snapshot(model)
         weights_back = all(same(got[name], state[name]) for name in ("linear.weight", "linear.bias"))
@@ -324,10 +333,12 @@ def checkpoint_by_hand(answer: Remote) -> None:
                     "Save a dict that holds the state_dict and model.offset side by side.",
                 )
             raise Fail(
-                "{file}load_checkpoint does not put the offset back: model.offset is {got}, the saved offset "
+                "The file holds the offset, but load_checkpoint does not put the offset back: model.offset "
+                "is {got}, the saved offset is {expected}."
+                if offset_in_file
+                else "load_checkpoint does not put the offset back: model.offset is {got}, the saved offset "
                 "is {expected}.",
                 "After load_state_dict, set model.offset to the saved tensor.",
-                file="The file holds the offset, but " if offset_in_file else "",
                 got=rounded(got["offset"]),
                 expected=rounded(state["offset"]),
             )
@@ -340,12 +351,13 @@ def checkpoint_by_hand(answer: Remote) -> None:
         if after != kinds:
             changed = sorted(name for name in set(after) | set(kinds) if after.get(name) != kinds.get(name))
             raise Fail(
-                "load_checkpoint changed what the model holds: {names} {is_are} now {found}.",
+                "load_checkpoint changed what the model holds: {names} is now {found}."
+                if len(changed) == 1
+                else "load_checkpoint changed what the model holds: {names} are now {found}.",
                 "Only put the values back: model.offset = saved_offset keeps it a plain attribute, as it "
                 "was (an nn.Parameter or a buffer would change the model).",
                 names=", ".join(changed),
-                is_are="is" if len(changed) == 1 else "are",
-                found=", ".join(_a(after.get(name)) for name in changed),
+                found=Listed(a_kind(after.get(name)) for name in changed),
             )
         if got["offset"].dtype != state["offset"].dtype:
             raise Fail(
@@ -354,13 +366,9 @@ def checkpoint_by_hand(answer: Remote) -> None:
                 dtype=str(got["offset"].dtype),
                 expected=str(state["offset"].dtype),
             )
-        if not close(forward(model, x, what="The loaded model's forward"), _expected_output(state, x)):
+        if not close(forward(model, x, what=N_("The loaded model's forward")), _expected_output(state, x)):
             raise Fail("The restored model computes something else than the saved one.")
-    leaves_global_state(before, session.state(), "save_checkpoint and load_checkpoint")
-
-
-def _a(kind: str | None) -> str:
-    return "missing" if kind is None else ("an " if kind[0] in "aeiou" else "a ") + kind
+    leaves_global_state(before, session.state(), N_("save_checkpoint and load_checkpoint"))
 
 
 def _returned_the_state(returned: object, state: dict[str, torch.Tensor]) -> bool:

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from buflesson.checks import Fail, exercise
 from buflesson.handles import Refused, Remote, StudentError
+from buflesson.i18n import N_, Listed, Msg
 from buflesson.models import PlainOffset
 from buflesson.probes import (
     Draw,
@@ -23,17 +24,18 @@ from buflesson.wire import dtype_name
 
 LESSON_FEATURES = 3  # the size the lesson shows: never the only one checked
 LAYER = ("linear.weight", "linear.bias")
+AND = N_(" and ")
 
-DEVICE_HINT = (
+DEVICE_HINT = N_(
     "A tensor made inside forward lands on the default device (the CPU) wherever x is, unless you say "
     "otherwise: make the ramp with device=x.device (torch.arange(1, n + 1, device=x.device), or "
     "x.new_tensor(...), or .to(x))."
 )
-DTYPE_HINT = (
+DTYPE_HINT = N_(
     "Give the ramp x's dtype or an integer one: torch.arange(1, n + 1, device=x.device, dtype=x.dtype) "
     "(x.new_tensor(...) and .to(x) do it too). forward must return x's dtype, whatever it is."
 )
-SIZE_HINT = (
+SIZE_HINT = N_(
     "The ramp has one entry per feature: take n = x.shape[-1] (or self.linear.in_features), not a "
     "fixed number."
 )
@@ -90,14 +92,14 @@ def _layer(model: Remote, features: int) -> dict:
     return state
 
 
-def _run(model: Remote, x: torch.Tensor, where: str, hint: str) -> torch.Tensor:
+def _run(model: Remote, x: torch.Tensor, where: Msg, hint: str) -> torch.Tensor:
     out = attempt(model, x)
     if isinstance(out, StudentError):
         raise Fail("{where}, forward raised {error}", hint, where=where, error=str(out))
     return out
 
 
-def _values(out: torch.Tensor, x: torch.Tensor, state: dict, where: str, hint: str, tol: float) -> None:
+def _values(out: torch.Tensor, x: torch.Tensor, state: dict, where: Msg, hint: str, tol: float) -> None:
     if out.shape == (x.shape[0], 2) and close(out, _expected(x, state), atol=tol, rtol=tol):
         return
     if out.shape == (x.shape[0], 2) and close(out, _expected(x, state, first=0), atol=tol, rtol=tol):
@@ -115,7 +117,7 @@ def _values(out: torch.Tensor, x: torch.Tensor, state: dict, where: str, hint: s
     )
 
 
-def _expect_dtype(out: torch.Tensor, x: torch.Tensor, where: str) -> None:
+def _expect_dtype(out: torch.Tensor, x: torch.Tensor, where: Msg) -> None:
     if out.dtype != x.dtype:
         raise Fail(
             "{where}, forward on a {given} input returned {got}.",
@@ -143,13 +145,13 @@ def ramp_on_input_device(answer: Remote) -> None:
     model = _build(answer, LESSON_FEATURES, draw.seed())
     state = _layer(model, LESSON_FEATURES)
     x = draw.randn(rows_a, LESSON_FEATURES)
-    where = f"For Ramp(3) on the cpu and a float32 input of shape {tuple(x.shape)}"
+    where = Msg("For Ramp(3) on the cpu and a float32 input of shape {shape}", shape=tuple(x.shape))
     out = attempt(model, x)
     if isinstance(out, StudentError):
         hint = (
             DTYPE_HINT
             if "dtype" in out.message
-            else "Run Ramp() on sample_input() yourself to see the error."
+            else N_("Run Ramp() on sample_input() yourself to see the error.")
         )
         raise Fail("{where}, forward raised {error}", hint, where=where, error=str(out))
     _expect_dtype(out, x, where)
@@ -158,7 +160,7 @@ def ramp_on_input_device(answer: Remote) -> None:
         x,
         state,
         where,
-        "Multiply x by ramp = 1, 2, ..., n (n = x.shape[-1]), then apply self.linear.",
+        N_("Multiply x by ramp = 1, 2, ..., n (n = x.shape[-1]), then apply self.linear."),
         1e-4,
     )
     stored = [name for name in rows(model) if name not in LAYER]
@@ -170,7 +172,7 @@ def ramp_on_input_device(answer: Remote) -> None:
             "self.",
             stored=", ".join(stored),
         )
-    leaves_global_state(before, answer.session.state(), "Building and running Ramp")
+    leaves_global_state(before, answer.session.state(), N_("Building and running Ramp"))
 
     # Other numbers of features: a ramp of a fixed length fails here.
     sized = {}
@@ -178,7 +180,7 @@ def ramp_on_input_device(answer: Remote) -> None:
         sized[features] = _build(answer, features, draw.seed())
         state_n = _layer(sized[features], features)
         xn = draw.randn(rows_n, features)
-        where = f"For Ramp({features}) on an input with {features} features"
+        where = Msg("For Ramp({features}) on an input with {features} features", features=features)
         _values(_run(sized[features], xn, where, SIZE_HINT), xn, state_n, where, SIZE_HINT, 1e-4)
 
     # The device: a model that already ran on the CPU, moved, then run under CUDA's device rule.
@@ -187,7 +189,7 @@ def ramp_on_input_device(answer: Remote) -> None:
     state = state_dict(model)
     convert(model, "to", device)
     x = draw.randn(rows_a, wide)
-    where = f"After model.to({str(device)!r})"
+    where = Msg("After model.to({device!r})", device=str(device))
     out = attempt(model, x.to(device), device_rule=True)
     if isinstance(out, StudentError):
         raise fail_on_device(out, where, DEVICE_HINT)
@@ -207,11 +209,11 @@ def ramp_on_input_device(answer: Remote) -> None:
         convert(model, method)
         state = state_dict(model)
         xd = draw.randn(rows_b, narrow).to(dtype)
-        where = f"After model.{method}()"
-        out = _run(model, xd, f"{where}, on a {dtype} input", DTYPE_HINT)
+        where = Msg("After model.{method}()", method=method)
+        out = _run(model, xd, Msg("{where}, on a {dtype} input", where=where, dtype=str(dtype)), DTYPE_HINT)
         _expect_dtype(out, xd, where)
         _values(out, xd, state, where, DTYPE_HINT, tol)
-    leaves_global_state(before, answer.session.state(), "Building and running Ramp")
+    leaves_global_state(before, answer.session.state(), N_("Building and running Ramp"))
 
 
 # --- 2.2 ---------------------------------------------------------------------------------------
@@ -246,7 +248,7 @@ def _truth() -> tuple[dict[str, str], list[str]]:
     passed="Right: .half() converts the parameters and skips the plain attribute.",
 )
 def predict_half(answer: Remote) -> None:
-    example = '{"linear.weight": torch.float16, ...}, one entry per tensor of the model'
+    example = Msg("{code}, one entry per tensor of the model", code='{"linear.weight": torch.float16, ...}')
     try:
         guess = answer.value() if answer.kind == "data" else None
     except Refused:
@@ -296,14 +298,24 @@ def predict_half(answer: Remote) -> None:
     params = [name for name in wrong if name not in plain_names]  # linear.weight, linear.bias
     reasons, hints = [], []
     if params:
-        verb = "becomes" if len(params) == 1 else "become"
-        dtypes = " and ".join(sorted({truth[name] for name in params}))
         reasons.append(
-            f"{' and '.join(params)} {verb} {dtypes}: .half() converts every floating-point parameter"
+            Msg(
+                "{names} becomes {dtypes}: .half() converts every floating-point parameter"
+                if len(params) == 1
+                else "{names} become {dtypes}: .half() converts every floating-point parameter",
+                names=Listed(params, AND),
+                dtypes=Listed(sorted({truth[name] for name in params}), AND),
+            )
         )
-        hints.append("Parameters follow every conversion of the module: .half(), .double(), .to(...).")
+        hints.append(Msg("Parameters follow every conversion of the module: .half(), .double(), .to(...)."))
     for name in plain:
-        reasons.append(f"{name} stays {truth[name]}: it is a plain attribute, which .half() does not see")
+        reasons.append(
+            Msg(
+                "{name} stays {dtype}: it is a plain attribute, which .half() does not see",
+                name=name,
+                dtype=truth[name],
+            )
+        )
     if plain:
-        hints.append(".half(), .double(), .to(...) and .cuda() convert parameters and buffers only.")
-    raise Fail("{reasons}.", "{hints}", reasons="; ".join(reasons), hints=" ".join(hints))
+        hints.append(Msg(".half(), .double(), .to(...) and .cuda() convert parameters and buffers only."))
+    raise Fail("{reasons}.", "{hints}", reasons=Listed(reasons, N_("; ")), hints=Listed(hints, N_(" ")))

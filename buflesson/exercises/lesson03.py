@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from buflesson.checks import Fail, exercise
 from buflesson.handles import Remote
+from buflesson.i18n import N_
 from buflesson.inventory import BUFFER
 from buflesson.probes import (
     Draw,
@@ -85,7 +86,7 @@ def standardize_with_buffers(answer: Remote) -> None:
     mean = _expect_values(model, "mean", MEAN)
     std = _expect_values(model, "std", STD)
     state = state_dict(model)
-    _layers(state, ("hidden.weight", "hidden.bias", "out.weight"), "Keep the two given nn.Linear lines.")
+    _layers(state, ("hidden.weight", "hidden.bias", "out.weight"), N_("Keep the two given nn.Linear lines."))
     for sample in (x, y):
         out = forward(model, sample)
         expect_dtype_follows(out, sample)
@@ -113,7 +114,7 @@ def standardize_with_buffers(answer: Remote) -> None:
     expected = _standardize(x.double(), state_dict(doubled), MEAN.double(), STD.double())
     if not close(forward(doubled, x.double()), expected):
         raise Fail("After model.double(), forward gives other values than before.")
-    leaves_global_state(before, answer.session.state(), "Building and running your model")
+    leaves_global_state(before, answer.session.state(), N_("Building and running your model"))
 
 
 @exercise(
@@ -142,7 +143,7 @@ def masked_linear(answer: Remote) -> None:
             "Register the tensor without requires_grad=True: torch.tril(torch.ones(3, 3)) is all it takes.",
         )
     state = state_dict(model)
-    _layers(state, ("linear.weight", "linear.bias"), "Keep the given line self.linear = nn.Linear(3, 3).")
+    _layers(state, ("linear.weight", "linear.bias"), N_("Keep the given line self.linear = nn.Linear(3, 3)."))
     for sample in (x, y):
         expected = F.linear(sample, state["linear.weight"] * MASK, state["linear.bias"])
         out = forward(model, sample)
@@ -175,4 +176,4 @@ def masked_linear(answer: Remote) -> None:
         raise Fail("mask lost its value in a save/load round trip through a file.")
     expect_runs_on_device(answer, x, ("mask",))
     expect_follows_double(answer, x, ())
-    leaves_global_state(before, answer.session.state(), "Building and running your model")
+    leaves_global_state(before, answer.session.state(), N_("Building and running your model"))

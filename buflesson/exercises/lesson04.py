@@ -12,9 +12,13 @@ from torch import nn
 
 from buflesson.checks import Fail, exercise
 from buflesson.handles import Refused, Remote, StudentError
+from buflesson.i18n import N_, Msg
 from buflesson.probes import (
     Draw,
+    a_kind,
+    as_msg,
     close,
+    code,
     expect_function,
     leaves_global_state,
     rounded,
@@ -64,7 +68,7 @@ class _Probe:
 
     def __init__(self, session, cls: type[nn.Module], sizes: tuple[int, int], seed: int) -> None:
         self.cls, self.sizes, self.name = cls, sizes, cls.buffer_name
-        with student(f"Creating a {cls.__name__}"):
+        with student(Msg("Creating a {name}", name=cls.__name__)):
             self.remote = session.lib(f"{HERE}:{cls.__name__}").call(*sizes, seed=seed, keep=True)
         with torch.random.fork_rng(devices=[]):
             self.twin = cls(*sizes)
@@ -107,15 +111,16 @@ def _same_grad(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and close(a, b, atol=1e-6))
 
 
-def _check_gradient(answer: Remote, probe: _Probe, x: torch.Tensor, situation: str) -> None:
-    """Call buffer_gradient(model, name, x) on `probe` and compare everything with what it was."""
-    session, name = answer.session, probe.name
+def _check_gradient(answer: Remote, probe: _Probe, x: torch.Tensor, situation: str | Msg) -> None:
+    """Call buffer_gradient(model, name, x) on `probe` and compare everything with what it was;
+    `situation` (marked with `N_`) says what state the model was in."""
+    session, name, situation = answer.session, probe.name, as_msg(situation)
     kinds = {row: info["kind"] for row, info in rows(probe.remote).items()}
     values, grads, flags = probe.values(), probe.grads(), probe.flags()
     training = probe.remote.attr("training")
     expected = probe.gradients(x)
     before = session.state()
-    with student(f"buffer_gradient(model, {name!r}, x)"):
+    with student(code(f"buffer_gradient(model, {name!r}, x)")):
         got = answer.call(probe.remote, name, x)
     after_kinds = {row: info["kind"] for row, info in rows(probe.remote).items()}
     if after_kinds.get(name) != kinds[name]:
@@ -124,7 +129,7 @@ def _check_gradient(answer: Remote, probe: _Probe, x: torch.Tensor, situation: s
             "Assigning an nn.Parameter to a buffer's name turns it into a parameter. Switch on "
             "gradients in place instead: getattr(model, {name!r}).requires_grad_(True).",
             name=name,
-            found="missing" if name not in after_kinds else f"a {after_kinds[name]}",
+            found=a_kind(after_kinds.get(name)),
         )
     if after_kinds != kinds:
         raise Fail(
@@ -138,11 +143,12 @@ def _check_gradient(answer: Remote, probe: _Probe, x: torch.Tensor, situation: s
     _check_left_as_found(probe, values, grads, flags, new_grads, new_flags, situation)
     if probe.remote.attr("training") != training:
         raise Fail(
-            "buffer_gradient left the model in {mode} mode.",
+            "buffer_gradient left the model in training mode."
+            if not training
+            else "buffer_gradient left the model in eval mode.",
             "Leave the model as you found it: the caller chose train() or eval().",
-            mode="training" if not training else "eval",
         )
-    leaves_global_state(before, session.state(), "buffer_gradient")
+    leaves_global_state(before, session.state(), code("buffer_gradient"))
 
 
 def _check_returned(
@@ -152,7 +158,7 @@ def _check_returned(
     expected: dict[str, torch.Tensor],
     grads: dict,
     new_grads: dict,
-    situation: str,
+    situation: Msg,
 ) -> None:
     name = probe.name
     backward_ran = any(grads[p] is None and new_grads[p] is not None for p in probe.params)
@@ -234,7 +240,7 @@ def _check_left_as_found(
     flags: dict,
     new_grads: dict,
     new_flags: dict,
-    situation: str,
+    situation: Msg,
 ) -> None:
     name, new_values = probe.name, probe.values()
     moved = [param for param in probe.params if not same(new_values[param], values[param])]
@@ -341,13 +347,13 @@ def buffer_gradient(answer: Remote) -> None:
         return draw.randn(rows, n_in)
 
     scaled = _Probe(session, ScaleProbe, (n_out, n_in), draw.seed())
-    _check_gradient(answer, scaled, draw.randn(rows_b, n_out), "With no gradients anywhere")
+    _check_gradient(answer, scaled, draw.randn(rows_b, n_out), N_("With no gradients anywhere"))
     first = _Probe(session, OffsetProbe, (n_in, n_out), draw.seed())
-    _check_gradient(answer, first, batch(rows_a), "With no gradients anywhere")
+    _check_gradient(answer, first, batch(rows_a), N_("With no gradients anywhere"))
 
     busy = _Probe(session, ScaleProbe, (n_out, n_in), draw.seed())
     busy.backward_on_student_side(draw.randn(rows_a, n_out))
-    _check_gradient(answer, busy, draw.randn(rows_b, n_out), "When the parameters already held gradients")
+    _check_gradient(answer, busy, draw.randn(rows_b, n_out), N_("When the parameters already held gradients"))
 
     training = _Probe(session, OffsetProbe, (n_in, n_out), draw.seed())
     with student("Preparing the model: switching the buffer on"):
@@ -357,7 +363,7 @@ def buffer_gradient(answer: Remote) -> None:
         answer,
         training,
         batch(rows_a),
-        "When the buffer already required grad and held a gradient (as in the lesson's training loop)",
+        N_("When the buffer already required grad and held a gradient (as in the lesson's training loop)"),
     )
 
 
@@ -409,47 +415,60 @@ def _counts(model: nn.Module) -> dict[str, int]:
 
 MISTAKES = {
     "all parameters": (
-        "counted the frozen parameters too",
-        "parameters() also lists parameters with requires_grad=False. backward() gives them no "
-        "gradient, so the step skips them: keep only those with p.requires_grad.",
+        N_("counted the frozen parameters too"),
+        N_(
+            "parameters() also lists parameters with requires_grad=False. backward() gives them no "
+            "gradient, so the step skips them: keep only those with p.requires_grad."
+        ),
     ),
     "frozen only": (
-        "counted only the frozen parameters",
-        "Keep the parameters with p.requires_grad True: those are the ones backward() gives a gradient.",
+        N_("counted only the frozen parameters"),
+        N_("Keep the parameters with p.requires_grad True: those are the ones backward() gives a gradient."),
     ),
     "state_dict": (
-        "counted everything in state_dict()",
-        "state_dict() holds buffers, frozen parameters, and a layer kept under two names twice. Count "
-        "model.parameters() that require grad.",
+        N_("counted everything in state_dict()"),
+        N_(
+            "state_dict() holds buffers, frozen parameters, and a layer kept under two names twice. Count "
+            "model.parameters() that require grad."
+        ),
     ),
     "state_dict requiring grad": (
-        "counted the tensors of state_dict() that require grad",
-        "state_dict() lists a layer kept under two names twice, and holds buffers: the buffer that "
-        "requires grad is not in parameters(), so no optimizer built from them holds it. Count "
-        "model.parameters() that require grad.",
+        N_("counted the tensors of state_dict() that require grad"),
+        N_(
+            "state_dict() lists a layer kept under two names twice, and holds buffers: the buffer that "
+            "requires grad is not in parameters(), so no optimizer built from them holds it. Count "
+            "model.parameters() that require grad."
+        ),
     ),
     "buffer requiring grad": (
-        "counted the buffer that requires grad",
-        "A buffer that requires grad gets a .grad in backward(), but it is not in parameters(), so the "
-        "optimizer never steps it. Count model.parameters() only.",
+        N_("counted the buffer that requires grad"),
+        N_(
+            "A buffer that requires grad gets a .grad in backward(), but it is not in parameters(), so the "
+            "optimizer never steps it. Count model.parameters() only."
+        ),
     ),
     "parameters and buffers": (
-        "counted parameters and buffers",
-        "Buffers are never handed to the optimizer. Count model.parameters() that require grad.",
+        N_("counted parameters and buffers"),
+        N_("Buffers are never handed to the optimizer. Count model.parameters() that require grad."),
     ),
-    "tensors": ("counted tensors, not numbers", "Each parameter holds p.numel() numbers: add those up."),
+    "tensors": (
+        N_("counted tensors, not numbers"),
+        N_("Each parameter holds p.numel() numbers: add those up."),
+    ),
     "all tensors": (
-        "counted the parameter tensors, not their numbers",
-        "Add up p.numel() for the parameters that require grad.",
+        N_("counted the parameter tensors, not their numbers"),
+        N_("Add up p.numel() for the parameters that require grad."),
     ),
     "top level": (
-        "counted only the model's own parameters, not those of its submodules",
-        "model.parameters() walks every submodule; parameters(recurse=False) does not.",
+        N_("counted only the model's own parameters, not those of its submodules"),
+        N_("model.parameters() walks every submodule; parameters(recurse=False) does not."),
     ),
     "duplicates": (
-        "counted a layer kept under two names twice",
-        "model.parameters() lists each parameter once, as an optimizer holds it; "
-        "named_parameters(remove_duplicate=False) does not.",
+        N_("counted a layer kept under two names twice"),
+        N_(
+            "model.parameters() lists each parameter once, as an optimizer holds it; "
+            "named_parameters(remove_duplicate=False) does not."
+        ),
     ),
 }
 
@@ -471,7 +490,7 @@ def _sizes(draw: Draw) -> tuple[int, ...]:
     raise RuntimeError("no sizes found where every count differs")  # pragma: no cover
 
 
-def _count(answer: Remote, model: Remote, what: str) -> int:
+def _count(answer: Remote, model: Remote, what: str | Msg) -> int:
     with student(what):
         got = answer.call(model)
     if isinstance(got, Remote):  # a numpy integer, or another object that says it is an integer
@@ -516,7 +535,7 @@ def trainable_count(answer: Remote) -> None:
     names = [name for name, _ in twin.named_parameters()]
     counts = _counts(twin)
     flags = _flags(model, names)
-    got = _count(answer, model, "trainable_count(model)")
+    got = _count(answer, model, code("trainable_count(model)"))
     if _flags(model, names) != flags:
         raise Fail(
             "trainable_count changed requires_grad of the model's parameters.",
@@ -532,7 +551,7 @@ def trainable_count(answer: Remote) -> None:
                     hint,
                     got=got,
                     expected=expected,
-                    what=what,
+                    what=Msg(what),
                 )
         if got == 0:
             raise Fail(
@@ -550,7 +569,7 @@ def trainable_count(answer: Remote) -> None:
 
     with student("The unfreeze loop: model.requires_grad_(True)"):
         model.method("requires_grad_", True)
-    after = _count(answer, model, "trainable_count(model), after the unfreeze loop")
+    after = _count(answer, model, N_("trainable_count(model), after the unfreeze loop"))
     if after != counts["all parameters"]:
         raise Fail(
             "After the unfreeze loop, trainable_count gave {after}, expected {expected}.",
@@ -568,11 +587,14 @@ def trainable_count(answer: Remote) -> None:
         ]
         layers[0].method("requires_grad_", False)
         other = session.lib("torch.nn:Sequential").call(*layers, keep=True)
-    for expected, label in ((n_hidden * n_out + n_out, "its first layer frozen"), (0, "every layer frozen")):
+    for expected, label in (
+        (n_hidden * n_out + n_out, N_("its first layer frozen")),
+        (0, N_("every layer frozen")),
+    ):
         if expected == 0:
             with student("Freezing the whole model"):
                 other.method("requires_grad_", False)
-        got = _count(answer, other, "trainable_count(model)")
+        got = _count(answer, other, code("trainable_count(model)"))
         if got != expected:
             raise Fail(
                 "For nn.Sequential(nn.Linear({n_in}, {n_hidden}), nn.ReLU(), nn.Linear({n_hidden}, {n_out})) "
@@ -581,8 +603,8 @@ def trainable_count(answer: Remote) -> None:
                 n_in=n_in,
                 n_hidden=n_hidden,
                 n_out=n_out,
-                label=label,
+                label=Msg(label),
                 got=got,
                 expected=expected,
             )
-    leaves_global_state(before, session.state(), "trainable_count")
+    leaves_global_state(before, session.state(), code("trainable_count"))

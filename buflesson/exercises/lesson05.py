@@ -7,11 +7,13 @@ from torch import nn
 
 from buflesson.checks import Fail, exercise
 from buflesson.handles import Remote
+from buflesson.i18n import N_, Msg
 from buflesson.inventory import BUFFER
 from buflesson.probes import (
     Draw,
     build,
     close,
+    code,
     expect_follows_double,
     expect_function,
     expect_kind,
@@ -34,15 +36,15 @@ DEFAULT_MOMENTUM = 0.1
 # the weights of the old value and of the batch are equal, so swapping them would go unnoticed).
 MOMENTA = (0.2, 0.25, 0.3, 0.35, 0.4, 0.6, 0.65, 0.7, 0.75, 0.8)
 
-UPDATE_HINT = (
+UPDATE_HINT = N_(
     "In forward, when self.training is True, update the buffer itself without tracking gradients: "
     "with torch.no_grad(): self.running_mean.mul_(1 - self.momentum).add_(self.momentum * x.mean(0))."
 )
-RULE = (
+RULE = N_(
     "(1 - momentum) * running_mean + momentum * x.mean(0), computed under torch.no_grad() so that the "
     "buffer keeps no autograd graph."
 )
-NO_GRAD_HINT = (
+NO_GRAD_HINT = N_(
     "Update the buffer under torch.no_grad() (or from x.detach().mean(0)): otherwise it keeps the "
     "autograd graph of every batch it has seen. Only the update: the returned x - self.running_mean "
     "must still carry gradients."
@@ -89,9 +91,9 @@ def _expect_start(model: Remote, features: int) -> None:
 def _updates_in_eval(answer: Remote, features: int, momentum: float, batch: torch.Tensor) -> bool:
     """True when a fresh model in eval mode changes running_mean (the condition the wrong way round)."""
     probe = build(answer, features, momentum)
-    with student("model.eval()"):
+    with student(code("model.eval()")):
         probe.method("eval")
-    forward(probe, batch, what="forward in eval mode")
+    forward(probe, batch, what=N_("forward in eval mode"))
     return not same(_running(probe), torch.zeros(features))
 
 
@@ -103,7 +105,7 @@ def _expect_update(
     expected = (1 - momentum) * before + momentum * batch_mean
     if close(got, expected):
         return
-    values = {"got": rounded(got), "expected": rounded(expected), "rows": batch.shape[0]}
+    values = {"got": rounded(got), "expected": rounded(expected), "rows": batch.shape[0], "rule": Msg(RULE)}
     if tuple(got.shape) != tuple(before.shape):
         raise Fail(
             "After a batch of {rows} rows, running_mean has shape {shape}, not {before}.",
@@ -123,30 +125,39 @@ def _expect_update(
     mistakes = (
         (
             momentum * before + (1 - momentum) * batch_mean,
-            "running_mean is {got}: momentum weighed the old value, not the new batch (expected {expected}).",
-            "As in BatchNorm, momentum is the weight of the new batch mean: " + RULE,
+            N_(
+                "running_mean is {got}: momentum weighed the old value, not the new batch "
+                "(expected {expected})."
+            ),
+            N_("As in BatchNorm, momentum is the weight of the new batch mean: {rule}"),
         ),
         (
             batch_mean,
-            "running_mean holds the last batch mean {got}: momentum is not used (expected {expected}).",
-            "Blend old and new: " + RULE,
+            N_("running_mean holds the last batch mean {got}: momentum is not used (expected {expected})."),
+            N_("Blend old and new: {rule}"),
         ),
         (
             (1 - DEFAULT_MOMENTUM) * before + DEFAULT_MOMENTUM * batch_mean,
-            "running_mean is {got}: the update used momentum 0.1, not the model's momentum "
-            "(expected {expected}).",
-            "Use the momentum the model was built with, self.momentum, not the number 0.1.",
+            N_(
+                "running_mean is {got}: the update used momentum 0.1, not the model's momentum "
+                "(expected {expected})."
+            ),
+            N_("Use the momentum the model was built with, self.momentum, not the number 0.1."),
         ),
         (
             (1 - momentum) * before + momentum * batch.mean(),
-            "running_mean is {got}: the update averaged all values of the batch into one number "
-            "(expected {expected}).",
-            "Average over the batch dimension only: x.mean(0) gives one value per feature.",
+            N_(
+                "running_mean is {got}: the update averaged all values of the batch into one number "
+                "(expected {expected})."
+            ),
+            N_("Average over the batch dimension only: x.mean(0) gives one value per feature."),
         ),
         (
             (1 - momentum) * before + momentum * batch.sum(0),
-            "running_mean is {got}: the update added the batch's sum, not its mean (expected {expected}).",
-            "Use the mean over the batch dimension: x.mean(0).",
+            N_(
+                "running_mean is {got}: the update added the batch's sum, not its mean (expected {expected})."
+            ),
+            N_("Use the mean over the batch dimension: x.mean(0)."),
         ),
     )
     for value, message, hint in mistakes:
@@ -154,7 +165,7 @@ def _expect_update(
             raise Fail(message, hint, **values)
     raise Fail(
         "After a batch of {rows} rows in train mode, running_mean is {got}, expected {expected}.",
-        "Average over the batch dimension and blend it in: " + RULE,
+        "Average over the batch dimension and blend it in: {rule}",
         **values,
     )
 
@@ -172,18 +183,18 @@ def _expect_output(
     mistakes = (
         (
             batch - old,
-            "forward returned x minus running_mean as it was before this batch's update.",
-            "Update first, then return x - self.running_mean.",
+            N_("forward returned x minus running_mean as it was before this batch's update."),
+            N_("Update first, then return x - self.running_mean."),
         ),
         (
             batch,
-            "forward returned x unchanged.",
-            "Return x - self.running_mean.",
+            N_("forward returned x unchanged."),
+            N_("Return x - self.running_mean."),
         ),
         (
             batch - batch.mean(0),
-            "forward subtracted the batch's own mean, not running_mean.",
-            "Return x - self.running_mean: the stored value, after the update.",
+            N_("forward subtracted the batch's own mean, not running_mean."),
+            N_("Return x - self.running_mean: the stored value, after the update."),
         ),
     )
     for value, message, hint in mistakes:
@@ -197,11 +208,11 @@ def _expect_output(
 
 
 def _train_steps(answer: Remote, model: Remote, batches: list[torch.Tensor], momentum: float) -> None:
-    with student("model.train()"):
+    with student(code("model.train()")):
         model.method("train")
     for step, batch in enumerate(batches, start=1):
         before = _running(model)
-        out = forward(model, batch, what="forward in train mode")
+        out = forward(model, batch, what=N_("forward in train mode"))
         after = _running(model)
         _expect_update(answer, after, before, batch, momentum)
         _expect_output(out, batch, before, after, last=step == len(batches))
@@ -226,7 +237,7 @@ def running_mean_module(answer: Remote) -> None:
         expect_kind(answer, model, "running_mean", BUFFER, sample=batches[0], args=(features, momentum))
         _expect_start(model, features)
         _train_steps(answer, model, batches[:2], momentum)
-        leaves_global_state(before_state, answer.session.state(), "Building and running your model")
+        leaves_global_state(before_state, answer.session.state(), N_("Building and running your model"))
 
         tracked = batches[2].clone().requires_grad_(True)
         before = _running(model)
@@ -253,11 +264,11 @@ def running_mean_module(answer: Remote) -> None:
             )
         _expect_output(out.detach(), batches[2], before, after)
 
-        with student("model.eval()"):
+        with student(code("model.eval()")):
             model.method("eval")
         frozen = _running(model)
         x = draw.uniform(rows[0], features, low=-2.0, high=4.0)
-        out = forward(model, x, what="forward in eval mode")
+        out = forward(model, x, what=N_("forward in eval mode"))
         if not same(_running(model), frozen):
             raise Fail(
                 "running_mean changed in eval mode.",
@@ -277,17 +288,17 @@ def running_mean_module(answer: Remote) -> None:
                 got=shown(_running(fresh)),
                 saved=rounded(frozen),
             )
-        with student("model.eval()"):
+        with student(code("model.eval()")):
             fresh.method("eval")
-        if not close(forward(fresh, x, what="forward of the reloaded model"), x - frozen):
+        if not close(forward(fresh, x, what=N_("forward of the reloaded model")), x - frozen):
             raise Fail("The reloaded model computes something else than the saved one.")
 
     features = feature_counts[0]
     batch = draw.uniform(draw.integer(2, 9, avoid=(features,)), features, low=-2.0, high=4.0)
     default = build(answer, features, seed=draw.seed())
-    with student("model.train()"):
+    with student(code("model.train()")):
         default.method("train")
-    forward(default, batch, what="forward with the default momentum")
+    forward(default, batch, what=N_("forward with the default momentum"))
     if not close(_running(default), DEFAULT_MOMENTUM * batch.mean(0)):
         raise Fail(
             "RunningMean({features}) without a momentum did not update with momentum 0.1.",
@@ -325,7 +336,7 @@ def running_mean_module(answer: Remote) -> None:
             device=str(answer.session.device()),
             where=str(where),
         )
-    leaves_global_state(before_state, answer.session.state(), "Building and running your model")
+    leaves_global_state(before_state, answer.session.state(), N_("Building and running your model"))
 
 
 # --- 5.2 ---------------------------------------------------------------------------------------
@@ -387,7 +398,7 @@ def _evaluate(
     answer: Remote, net: Remote, x: torch.Tensor, how: str, seed: int, grad: bool | None = None
 ) -> object:
     # A forked random state: Dropout in train mode must not use up the student's random numbers.
-    with student(f"evaluate(model, x) on a model in {how}"):
+    with student(Msg("evaluate(model, x) on a model in {how}", how=Msg(how))):
         return answer.call(net, x, seed=seed, grad=grad)
 
 
@@ -407,17 +418,20 @@ def _expect_result(
         raise Fail(
             "evaluate changed {changed}: the model ran in train mode.",
             "Call model.eval() before the forward pass (remember model.training first, to restore it "
-            "afterwards): in train mode BatchNorm updates its buffers.{graph}",
-            changed=", ".join(changed),
-            graph=" And run the forward pass inside `with torch.no_grad():`: the output requires grad."
+            "afterwards): in train mode BatchNorm updates its buffers. And run the forward pass inside "
+            "`with torch.no_grad():`: the output requires grad."
             if isinstance(out, torch.Tensor)
-            else "",
+            else "Call model.eval() before the forward pass (remember model.training first, to restore it "
+            "afterwards): in train mode BatchNorm updates its buffers.",
+            changed=", ".join(changed),
         )
     if not isinstance(out, torch.Tensor):
         raise Fail(
             "evaluate returned {got}, not the model's output.",
             "Return the output of model(x).",
-            got=shown(out) if out is None or isinstance(out, Remote) else f"a {type(out).__name__}",
+            got=shown(out)
+            if out is None or isinstance(out, Remote)
+            else Msg("a {type}", type=type(out).__name__),
         )
     if tuple(out.shape) != tuple(expected.shape):
         raise Fail(
@@ -468,14 +482,14 @@ def evaluate(answer: Remote) -> None:
     rows_a, rows_b = draw.sizes(2, 2, 9)
 
     net = _trained_net(answer, draw, features, hidden)
-    with student("model.train()"):
+    with student(code("model.train()")):
         net.method("train")
     state = state_dict(net)
     x = draw.randn(rows_a, features)
     # Called as a training loop calls it: a change to grad mode it leaves behind shows afterwards.
-    out = _evaluate(answer, net, x, "train mode", draw.seed())
+    out = _evaluate(answer, net, x, N_("train mode"), draw.seed())
     out = _expect_result(out, state, state_dict(net), _expected(state, features, hidden, x))
-    leaves_global_state(before_state, answer.session.state(), "evaluate(model, x)")
+    leaves_global_state(before_state, answer.session.state(), code("evaluate(model, x)"))
     if before_state["grad_enabled"]:
         _expect_no_graph(out)
     _expect_trainable(net, EvalNet.PARAMETERS)
@@ -496,12 +510,12 @@ def evaluate(answer: Remote) -> None:
         )
 
     second = _trained_net(answer, draw, features, hidden)
-    with student("model.eval()"):
+    with student(code("model.eval()")):
         second.method("eval")
     state = state_dict(second)
     y = draw.randn(rows_b, features)
     # With grad mode on, whatever the session has: the output must still carry no graph.
-    out = _evaluate(answer, second, y, "eval mode", draw.seed(), grad=True)
+    out = _evaluate(answer, second, y, N_("eval mode"), draw.seed(), grad=True)
     _expect_no_graph(_expect_result(out, state, state_dict(second), _expected(state, features, hidden, y)))
     modes = _modes(second)
     if any(modes.values()):
@@ -510,4 +524,4 @@ def evaluate(answer: Remote) -> None:
             "Restore the mode it had, not train mode: was_training = model.training first, then "
             "model.train(was_training).",
         )
-    leaves_global_state(before_state, answer.session.state(), "evaluate(model, x)")
+    leaves_global_state(before_state, answer.session.state(), code("evaluate(model, x)"))

@@ -8,11 +8,15 @@ import torch
 
 from buflesson.checks import Fail, exercise
 from buflesson.handles import Remote
+from buflesson.i18n import N_, Msg
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN
 from buflesson.probes import (
+    FORWARD,
     Draw,
+    as_msg,
     build,
     close,
+    code,
     expect_follows_double,
     expect_kind,
     expect_module_class,
@@ -76,8 +80,11 @@ def _expect_mask(mask: torch.Tensor, max_len: int) -> None:
     )
 
 
-def _expect_masks_scores(model: Remote, scores: torch.Tensor, what: str, device_rule: bool = False) -> None:
-    """forward(scores) gives the scores with -inf above the diagonal."""
+def _expect_masks_scores(
+    model: Remote, scores: torch.Tensor, what: str | Msg, device_rule: bool = False
+) -> None:
+    """forward(scores) gives the scores with -inf above the diagonal (`what` names the step)."""
+    what = as_msg(what)
     mask = tensor(model, "mask")
     try:
         out = forward(model, scores, what=what, device_rule=device_rule)
@@ -143,8 +150,8 @@ def causal_mask(answer: Remote) -> None:
         model = build(answer, max_len, seed=draw.seed())
         expect_kind(answer, model, "mask", NON_PERSISTENT_BUFFER, sample=full, args=(max_len,))
         _expect_mask(tensor(model, "mask"), max_len)
-        _expect_masks_scores(model, full, "forward")
-        _expect_masks_scores(model, shorter, "forward on a sequence shorter than max_len")
+        _expect_masks_scores(model, full, FORWARD)
+        _expect_masks_scores(model, shorter, N_("forward on a sequence shorter than max_len"))
 
         # A checkpoint from before the mask existed, and the model's own: both load strictly, the
         # second even into a model built for longer sequences (the mask is not in it).
@@ -155,61 +162,72 @@ def causal_mask(answer: Remote) -> None:
         load_strict(
             fresh,
             empty,
-            "Loading a checkpoint saved before the mask existed (no 'mask' key)",
-            "Keep mask out of the state: register it with persistent=False, and keep the given code.",
+            N_("Loading a checkpoint saved before the mask existed (no 'mask' key)"),
+            N_("Keep mask out of the state: register it with persistent=False, and keep the given code."),
         )
-        _expect_masks_scores(fresh, full, "After loading an old checkpoint, forward")
+        _expect_masks_scores(fresh, full, N_("After loading an old checkpoint, forward"))
         longer = max_len + draw.integer(1, 4)
         reloaded = save_and_reload(model, lambda n=longer: build(answer, n, seed=draw.seed()))
         _expect_mask(tensor(reloaded, "mask"), longer)
         _expect_masks_scores(
             reloaded,
             draw.randn(1, longer, longer),
-            "After loading into a model with a larger max_len, forward",
+            N_("After loading into a model with a larger max_len, forward"),
         )
 
         on_device = expect_runs_on_device(answer, shorter, ("mask",), args=(max_len,))
         device = session.device()
         _expect_masks_scores(
-            on_device, full.to(device), f"After model.to({str(device)!r}), forward", device_rule=True
+            on_device,
+            full.to(device),
+            Msg("After model.to({device!r}), forward", device=str(device)),
+            device_rule=True,
         )
         doubled = expect_follows_double(answer, full, ("mask",), args=(max_len,))
-        _expect_masks_scores(doubled, full.double(), "After model.double(), forward")
-    leaves_global_state(before_state, session.state(), "Building and running your model")
+        _expect_masks_scores(doubled, full.double(), N_("After model.double(), forward"))
+    leaves_global_state(before_state, session.state(), N_("Building and running your model"))
 
 
 # --- 6.2 ---------------------------------------------------------------------------------------
 
-KEEP_LIKE_BUFFER = (
+KEEP_LIKE_BUFFER = N_(
     "put the new values into the buffer itself, self.{name}.copy_(x.{name}(0)), or assign a tensor "
     "made like it, self.{name} = x.{name}(0).to(self.{name})"
 )
 
+
+def _keep(name: str) -> Msg:
+    """How to set buffer `name` in fit and keep it a buffer (a clause: `{keep}` in a hint)."""
+    return Msg(KEEP_LIKE_BUFFER, name=name)
+
+
 _KIND_AFTER_FIT = {
     PARAMETER: (
-        "After fit(), {name!r} is a parameter: fit() assigned an nn.Parameter to it.",
-        "A plain tensor assigned to a buffer's name stays a buffer: " + KEEP_LIKE_BUFFER + ".",
+        N_("After fit(), {name!r} is a parameter: fit() assigned an nn.Parameter to it."),
+        N_("A plain tensor assigned to a buffer's name stays a buffer: {keep}."),
     ),
     NON_PERSISTENT_BUFFER: (
-        "After fit(), {name!r} is a non-persistent buffer, so the fitted value is not saved.",
-        "Assigning nn.Buffer(...) registers the buffer anew, with that call's persistent flag "
-        "(False here). Instead " + KEEP_LIKE_BUFFER + ".",
+        N_("After fit(), {name!r} is a non-persistent buffer, so the fitted value is not saved."),
+        N_(
+            "Assigning nn.Buffer(...) registers the buffer anew, with that call's persistent flag "
+            "(False here). Instead {keep}."
+        ),
     ),
     PLAIN: (
-        "After fit(), {name!r} is a plain attribute, so the fitted value is not saved.",
-        "Do not delete the buffer: " + KEEP_LIKE_BUFFER + ".",
+        N_("After fit(), {name!r} is a plain attribute, so the fitted value is not saved."),
+        N_("Do not delete the buffer: {keep}."),
     ),
     NONE_BUFFER: (
-        "After fit(), {name!r} holds None.",
-        "Keep a tensor there: " + KEEP_LIKE_BUFFER + ".",
+        N_("After fit(), {name!r} holds None."),
+        N_("Keep a tensor there: {keep}."),
     ),
 }
 
 
 def _expect_start(model: Remote, features: int) -> None:
-    for name, start, word in (
-        ("mean", torch.zeros(features), "zeros"),
-        ("std", torch.ones(features), "ones"),
+    for name, start, word, filled in (
+        ("mean", torch.zeros(features), "zeros", N_("zeros")),
+        ("std", torch.ones(features), "ones", N_("ones")),
     ):
         value = tensor(model, name)
         if tuple(value.shape) != (features,):
@@ -224,13 +242,13 @@ def _expect_start(model: Remote, features: int) -> None:
             )
         if not same(value, start):
             raise Fail(
-                "Before fit(), {name} is {got}; it should be {word}, so that an unfitted model leaves x "
+                "Before fit(), {name} is {got}; it should be {filled}, so that an unfitted model leaves x "
                 "unchanged.",
                 "Start with nn.Buffer(torch.zeros(features)) for mean and nn.Buffer(torch.ones(features)) "
                 "for std.",
                 name=name,
                 got=rounded(value),
-                word=word,
+                filled=Msg(filled),
             )
         if value.dtype != torch.float32:
             raise Fail(
@@ -243,15 +261,16 @@ def _expect_start(model: Remote, features: int) -> None:
             )
 
 
-def _fit(model: Remote, data: torch.Tensor, what: str) -> None:
+def _fit(model: Remote, data: torch.Tensor, what: str | Msg) -> None:
     if model.attr_or_none("fit") is None:
         raise Fail("The model has no fit() method.", "Define def fit(self, x): ... in the class.")
     with student(what):
         model.method("fit", data)
 
 
-def _expect_fitted(model: Remote, data: torch.Tensor, where: str = "") -> None:
-    """After fit(data): mean and std are still persistent buffers holding data.mean(0), data.std(0)."""
+def _expect_fitted(model: Remote, data: torch.Tensor, conversion: str = "") -> None:
+    """After fit(data): mean and std are still persistent buffers holding data.mean(0), data.std(0)
+    (`conversion`: the model's conversion before the fit, `double()` or `to('cuda')`, if any)."""
     found = rows(model)
     for name in ("mean", "std"):
         row = found.get(name)
@@ -259,7 +278,7 @@ def _expect_fitted(model: Remote, data: torch.Tensor, where: str = "") -> None:
             raise Fail("After fit(), the model has no tensor named {name!r}.", name=name)
         if row["kind"] in _KIND_AFTER_FIT:
             message, hint = _KIND_AFTER_FIT[row["kind"]]
-            raise Fail(message, hint, name=name)
+            raise Fail(message, hint, name=name, keep=_keep(name))
         if row["requires_grad"]:
             raise Fail(
                 "After fit(), {name} requires grad.",
@@ -285,8 +304,9 @@ def _expect_fitted(model: Remote, data: torch.Tensor, where: str = "") -> None:
         if same(value, torch.full_like(expected, start)):
             raise Fail(
                 "fit() left {name} as it was in __init__.",
-                "Set both buffers in fit: " + KEEP_LIKE_BUFFER + ".",
+                "Set both buffers in fit: {keep}.",
                 name=name,
+                keep=_keep(name),
             )
         if name == "std" and close(value, data.std(0, correction=0)):
             raise Fail(
@@ -294,9 +314,11 @@ def _expect_fitted(model: Remote, data: torch.Tensor, where: str = "") -> None:
                 "Use PyTorch's default, x.std(0), as the exercise says.",
             )
         raise Fail(
-            "After fit(){where}, {name} is {got}, expected x.{name}(0) = {expected}.",
+            "After fit() after model.{conversion}, {name} is {got}, expected x.{name}(0) = {expected}."
+            if conversion
+            else "After fit(), {name} is {got}, expected x.{name}(0) = {expected}.",
             "Compute it over the rows, one value per feature: x.{name}(0).",
-            where=where,
+            conversion=conversion,
             name=name,
             got=rounded(value),
             expected=rounded(expected),
@@ -304,8 +326,9 @@ def _expect_fitted(model: Remote, data: torch.Tensor, where: str = "") -> None:
 
 
 def _expect_normalizes(
-    model: Remote, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, what: str
+    model: Remote, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, what: str | Msg
 ) -> None:
+    what = as_msg(what)
     out = forward(model, x, what=what)
     if not close(out, (x - mean) / std):
         raise Fail(
@@ -320,19 +343,21 @@ def _expect_kept(model: Remote, target: str, wanted: object, data: torch.Tensor)
     buffers still have the model's dtype and device."""
     for name in ("mean", "std"):
         value = tensor(model, name)
-        if isinstance(wanted, torch.dtype):
-            found, where = value.dtype, f"as {value.dtype}"
-        else:
-            found, where = value.device.type, f"on {value.device}"
+        by_dtype = isinstance(wanted, torch.dtype)
+        found = value.dtype if by_dtype else value.device.type
         if found != wanted:
             raise Fail(
-                "After model.{target}, fit(x) on {data} data left {name} {where}: the fit replaced the "
-                "buffer's tensor with a new one that has the data's dtype and device, undoing {target}.",
-                "Keep the buffer's dtype and device: " + KEEP_LIKE_BUFFER + ".",
+                "After model.{target}, fit(x) on {data} data left {name} as {where}: the fit replaced the "
+                "buffer's tensor with a new one that has the data's dtype and device, undoing {target}."
+                if by_dtype
+                else "After model.{target}, fit(x) on {data} data left {name} on {where}: the fit replaced "
+                "the buffer's tensor with a new one that has the data's dtype and device, undoing {target}.",
+                "Keep the buffer's dtype and device: {keep}.",
                 target=target,
                 data=f"{str(data.dtype).removeprefix('torch.')} {data.device.type.upper()}",
                 name=name,
-                where=where,
+                where=str(value.dtype if by_dtype else value.device),
+                keep=_keep(name),
             )
 
 
@@ -356,12 +381,12 @@ def normalizer(answer: Remote) -> None:
         for name in ("mean", "std"):
             expect_kind(answer, model, name, BUFFER, sample=x, args=(features,))
         _expect_start(model, features)
-        _expect_normalizes(model, x, torch.zeros(features), torch.ones(features), "Before fit(), forward")
+        _expect_normalizes(model, x, torch.zeros(features), torch.ones(features), N_("Before fit(), forward"))
 
-        _fit(model, data, "fit(x)")
+        _fit(model, data, code("fit(x)"))
         _expect_fitted(model, data)
         mean, std = data.mean(0), data.std(0)
-        _expect_normalizes(model, x, mean, std, "After fit(), forward")
+        _expect_normalizes(model, x, mean, std, N_("After fit(), forward"))
 
         fresh = save_and_reload(model, lambda f=features: build(answer, f, seed=draw.seed()))
         for name, value in (("mean", mean), ("std", std)):
@@ -373,17 +398,17 @@ def normalizer(answer: Remote) -> None:
                     name=name,
                     got=shown(tensor(fresh, name)),
                 )
-        _expect_normalizes(fresh, x, mean, std, "After loading the fitted state, forward")
+        _expect_normalizes(fresh, x, mean, std, N_("After loading the fitted state, forward"))
 
     features = feature_counts[0]
     data = 3.0 + 2.0 * draw.randn(draw.integer(5, 12, avoid=(features,)), features)
     x = 3.0 + 2.0 * draw.randn(draw.integer(2, 9, avoid=(features,)), features)
 
     doubled = expect_follows_double(answer, x, ("mean", "std"), args=(features,))
-    _fit(doubled, data, "After model.double(), fit(x)")
+    _fit(doubled, data, N_("After model.double(), fit(x)"))
     _expect_kept(doubled, "double()", torch.float64, data)
-    _expect_fitted(doubled, data, " after model.double()")
-    out = forward(doubled, x.double(), what="After model.double() and fit(), forward")
+    _expect_fitted(doubled, data, "double()")
+    out = forward(doubled, x.double(), what=N_("After model.double() and fit(), forward"))
     if out.dtype != torch.float64 or not close(out, (x.double() - data.mean(0)) / data.std(0)):
         raise Fail(
             "After model.double() and fit(), forward on a float64 input gave {dtype} values other than "
@@ -395,11 +420,14 @@ def normalizer(answer: Remote) -> None:
     device = session.device()
     expect_runs_on_device(answer, x, ("mean", "std"), args=(features,))
     moved = move(build(answer, features, seed=draw.seed()), device)
-    _fit(moved, data, f"After model.to({str(device)!r}), fit(x) on CPU data")
+    _fit(moved, data, Msg("After model.to({device!r}), fit(x) on CPU data", device=str(device)))
     _expect_kept(moved, f"to({str(device)!r})", device.type, data)
-    _expect_fitted(moved, data, f" after model.to({str(device)!r})")
+    _expect_fitted(moved, data, f"to({str(device)!r})")
     out = forward(
-        moved, x.to(device), what=f"After model.to({str(device)!r}) and fit(), forward", device_rule=True
+        moved,
+        x.to(device),
+        what=Msg("After model.to({device!r}) and fit(), forward", device=str(device)),
+        device_rule=True,
     )
     if out.device.type != device.type:
         raise Fail(
@@ -408,4 +436,4 @@ def normalizer(answer: Remote) -> None:
             device=str(device),
             where=str(out.device),
         )
-    leaves_global_state(before_state, session.state(), "Building, fitting and running your model")
+    leaves_global_state(before_state, session.state(), N_("Building, fitting and running your model"))

@@ -9,11 +9,14 @@ import torch.nn.functional as F
 
 from buflesson.checks import Fail, NotAttempted, exercise
 from buflesson.handles import Refused, Remote, StudentError
+from buflesson.i18n import N_, Msg
 from buflesson.inventory import BUFFER
 from buflesson.probes import (
     Draw,
+    as_msg,
     build,
     close,
+    code,
     expect_function,
     expect_kind,
     expect_module_class,
@@ -40,7 +43,7 @@ class _Trained:
         self.weight = 0.5 * draw.randn(2, 3)
         self.bias = draw.randn(2)
         self.model = session.lib("buflesson.versions:SensorV1").call(seed=draw.seed(), keep=True)
-        with student("SensorV1.load_state_dict"):
+        with student(code("SensorV1.load_state_dict")):
             self.model.method("load_state_dict", {"linear.weight": self.weight, "linear.bias": self.bias})
 
     def state(self) -> OrderedDict:
@@ -66,11 +69,12 @@ def _readings(draw: Draw) -> list[torch.Tensor]:
 
 def _expect_weights(model: Remote, old: _Trained, hint: str) -> None:
     for name, value in (("linear.weight", old.weight), ("linear.bias", old.bias)):
-        if not close(tensor(model, name, "Keep SensorV2's layers as they are."), value):
+        if not close(tensor(model, name, N_("Keep SensorV2's layers as they are.")), value):
             raise Fail("{name} was not restored from the checkpoint file.", hint, name=name)
 
 
-def _expect_outputs(model: Remote, old: _Trained, draw: Draw, mean: torch.Tensor, what: str) -> None:
+def _expect_outputs(model: Remote, old: _Trained, draw: Draw, mean: torch.Tensor, what: str | Msg) -> None:
+    what = as_msg(what)
     for x in _readings(draw):
         if not close(forward(model, x, what=what), old.output(x, mean)):
             raise Fail(
@@ -96,7 +100,7 @@ def _loads(call) -> bool:
 
 # --- 7.1 ---------------------------------------------------------------------------------------
 
-FILL_BY_HAND = (
+FILL_BY_HAND = N_(
     "Before loading, put the missing key into the loaded dict: state['mean'] = torch.full((3,), "
     "SensorV1.CENTER), then load with model.load_state_dict(state) (strict)."
 )
@@ -118,11 +122,12 @@ def _expect_sensor(model: Remote) -> None:
         )
 
 
-def _a(name: str) -> str:
-    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+def _a(name: str) -> Msg:
+    return Msg("an {type}" if name[:1].lower() in "aeiou" else "a {type}", type=name)
 
 
-def _expect_center(mean: torch.Tensor, what: str, hint: str) -> None:
+def _expect_center(mean: torch.Tensor, what: str | Msg, hint: str) -> None:
+    what = as_msg(what)
     if same(mean, CENTER):
         return
     if same(mean, torch.zeros(3)):
@@ -155,10 +160,10 @@ def load_old_checkpoint(answer: Remote) -> None:
     old = _Trained(session, draw)
     path = save_file(session, old.state(), "sensor-v1.pt")
     try:
-        with student("load_v1(path)"):
+        with student(code("load_v1(path)")):
             model = answer.call(path, seed=draw.seed(), keep=True)
     except Fail as failure:
-        if "size mismatch for mean" not in failure.message:
+        if "size mismatch for mean" not in str(failure.values.get("error", "")):
             raise
         raise Fail(
             failure.template,
@@ -167,9 +172,9 @@ def load_old_checkpoint(answer: Remote) -> None:
         ) from None
     _expect_sensor(model)
     expect_kind(answer, model, "mean", BUFFER)
-    _expect_weights(model, old, "Load the file's state into the new model: model.load_state_dict(state).")
-    _expect_center(tensor(model, "mean"), "After load_v1", FILL_BY_HAND)
-    _expect_outputs(model, old, draw, CENTER, "The loaded model")
+    _expect_weights(model, old, N_("Load the file's state into the new model: model.load_state_dict(state)."))
+    _expect_center(tensor(model, "mean"), N_("After load_v1"), FILL_BY_HAND)
+    _expect_outputs(model, old, draw, CENTER, N_("The loaded model"))
 
     damaged = save_file(session, _without(old.state(), "linear.bias"), "sensor-v1-damaged.pt")
     if _loads(lambda: answer.call(damaged, seed=draw.seed())):
@@ -179,36 +184,39 @@ def load_old_checkpoint(answer: Remote) -> None:
             "Fill 'mean' in the dict, then load with strict=True (the default): only the key you filled "
             "is forgiven.",
         )
-    leaves_global_state(before_state, session.state(), "load_v1(path)")
+    leaves_global_state(before_state, session.state(), code("load_v1(path)"))
 
 
 # --- 7.2 ---------------------------------------------------------------------------------------
 
-FILL_HINT = (
+FILL_HINT = N_(
     "In _load_from_state_dict, read version = local_metadata.get('version'); when it is None or "
     "below 2 and prefix + 'mean' is not in state_dict, put torch.full((3,), SensorV1.CENTER) there; "
     "then call super()._load_from_state_dict(...) with all the arguments."
 )
-KEEP_HINT_VERSION = (
+KEEP_HINT_VERSION = N_(
     "Fill 'mean' only for an old checkpoint: local_metadata.get('version') is None or below 2, and "
     "prefix + 'mean' is not in state_dict."
 )
-KEEP_HINT_KEY = (
+KEEP_HINT_KEY = N_(
     "Fill 'mean' only when prefix + 'mean' is not in state_dict: an old checkpoint may hold it already."
 )
-OLD_WITH_MEAN = "a checkpoint saved by SensorV2 before _version was raised (version 1, but it holds 'mean')"
-SUPER_HINT = (
+OLD_WITH_MEAN = N_(
+    "a checkpoint saved by SensorV2 before _version was raised (version 1, but it holds 'mean')"
+)
+SUPER_HINT = N_(
     "End _load_from_state_dict with super()._load_from_state_dict(state_dict, prefix, local_metadata, "
     "strict, missing_keys, unexpected_keys, error_msgs): it is what copies the tensors into the model."
 )
 
 
-def _load(model: Remote, path: str, what: str, hint: str) -> None:
+def _load(model: Remote, path: str, what: str | Msg, hint: str) -> None:
     """A strict load; a size mismatch for mean gets its own hint."""
     try:
         load_strict(model, path, what, hint)
     except Fail as failure:
-        if "size mismatch for" in failure.message and "mean" in failure.message:
+        error = str(failure.values.get("error", ""))
+        if "size mismatch for" in error and "mean" in error:
             raise Fail(
                 failure.template,
                 "Fill a tensor of the buffer's shape, (3,): torch.full((3,), SensorV1.CENTER).",
@@ -223,7 +231,7 @@ def _diagnose_fill(answer: Remote, old: _Trained, draw: Draw) -> None:
     session = answer.session
     probe = build(answer, seed=draw.seed())
     marker = 100.0 + draw.randn(3)
-    with student("mean.copy_"):
+    with student(code("mean.copy_")):
         probe.attr("mean", keep=True).method("copy_", marker)
     given = session.keep({key: value for key, value in old.state().items()})
     lists = [session.keep([]) for _ in range(3)]
@@ -261,6 +269,7 @@ def _diagnose_fill(answer: Remote, old: _Trained, draw: Draw) -> None:
 
 
 def _expect_migrated(answer: Remote, model: Remote, old: _Trained, draw: Draw, what: str) -> None:
+    """`what` (marked with `N_`) names the checkpoint that was loaded."""
     _expect_weights(model, old, SUPER_HINT)
     mean = tensor(model, "mean")
     if not same(mean, CENTER):
@@ -268,11 +277,11 @@ def _expect_migrated(answer: Remote, model: Remote, old: _Trained, draw: Draw, w
         raise Fail(
             "After loading {what}, mean holds {got}, not SensorV1.CENTER = {center} for each reading.",
             FILL_HINT,
-            what=what,
+            what=Msg(what),
             got=shown(mean),
             center=SensorV1.CENTER,
         )
-    _expect_outputs(model, old, draw, CENTER, f"After loading {what}, the model")
+    _expect_outputs(model, old, draw, CENTER, Msg("After loading {what}, the model", what=Msg(what)))
 
 
 def _expect_version(model: Remote) -> None:
@@ -313,7 +322,7 @@ def _fitted(session, cls: Remote | str, draw: Draw) -> tuple[Remote, torch.Tenso
     else:
         model = build(cls, seed=draw.seed())
     readings = 20.0 + 5.0 * draw.randn(draw.integer(3, 9), 3) + 3.0 * draw.randn(3)
-    with student("fit_mean(readings)"):
+    with student(code("fit_mean(readings)")):
         model.method("fit_mean", readings)
     return model, readings.mean(0)
 
@@ -342,36 +351,43 @@ def migrating_sensor(answer: Remote) -> None:
     start = state_dict(model)
     x = _readings(draw)[0]
     expected = F.linear(x - start["mean"], start["linear.weight"], start["linear.bias"])
-    if not close(forward(model, x, what="forward before loading"), expected):
+    if not close(forward(model, x, what=N_("forward before loading")), expected):
         raise Fail(
             "Before loading, forward computes something else than SensorV2's forward.",
             "Keep SensorV2's forward: MigratingSensor only changes how checkpoints load.",
         )
-    _load(model, save_file(session, old.state(), "sensor-v1.pt"), "Loading a version-1 checkpoint", FILL_HINT)
-    _expect_migrated(answer, model, old, draw, "a version-1 checkpoint")
+    _load(
+        model,
+        save_file(session, old.state(), "sensor-v1.pt"),
+        N_("Loading a version-1 checkpoint"),
+        FILL_HINT,
+    )
+    _expect_migrated(answer, model, old, draw, N_("a version-1 checkpoint"))
 
     # The same state as a plain dict: no metadata, so local_metadata has no version.
     plain = build(answer, seed=draw.seed())
     _load(
         plain,
         save_file(session, dict(old.state()), "sensor-v1-plain.pt"),
-        "Loading a version-1 state dict saved as a plain dict (no version metadata)",
-        "A plain dict carries no metadata, so local_metadata is empty: read the version with "
-        "local_metadata.get('version') and treat None as an old checkpoint.",
+        N_("Loading a version-1 state dict saved as a plain dict (no version metadata)"),
+        N_(
+            "A plain dict carries no metadata, so local_metadata is empty: read the version with "
+            "local_metadata.get('version') and treat None as an old checkpoint."
+        ),
     )
-    _expect_migrated(answer, plain, old, draw, "a plain dict")
+    _expect_migrated(answer, plain, old, draw, N_("a plain dict"))
 
     # Inside a bigger model: the keys start with the submodule's name.
     lib_dict = session.lib("torch.nn:ModuleDict")
     nested = lib_dict.call({"sensor": build(answer, seed=draw.seed())}, keep=True)
     old_nested = lib_dict.call({"sensor": old.model}, keep=True)
-    with student("state_dict()"):
+    with student(code("state_dict()")):
         nested_state = old_nested.call(method="state_dict", keep=True)
     _load(
         nested,
         save_file(session, nested_state, "bigger-v1.pt"),
-        "Loading a version-1 checkpoint of a model that holds the sensor as its submodule 'sensor'",
-        "Inside a bigger model the key is 'sensor.mean', not 'mean': build it as prefix + 'mean'.",
+        N_("Loading a version-1 checkpoint of a model that holds the sensor as its submodule 'sensor'"),
+        N_("Inside a bigger model the key is 'sensor.mean', not 'mean': build it as prefix + 'mean'."),
     )
     if not same(tensor(nested, "sensor.mean"), CENTER):
         raise Fail(
@@ -381,7 +397,7 @@ def migrating_sensor(answer: Remote) -> None:
         )
     with student("Reading the submodule 'sensor'"):
         inner = nested.attr("sensor", keep=True)
-    _expect_outputs(inner, old, draw, CENTER, "After loading the bigger model, its sensor")
+    _expect_outputs(inner, old, draw, CENTER, N_("After loading the bigger model, its sensor"))
 
     _expect_version(model)
 
@@ -389,32 +405,38 @@ def migrating_sensor(answer: Remote) -> None:
     ours, ours_mean = _fitted(session, answer, draw)
     theirs, theirs_mean = _fitted(session, "buflesson.versions:SensorV2", draw)
     for source, fitted, plain_dict, what, hint in (
-        (ours, ours_mean, False, "a checkpoint saved by your class (version 2)", KEEP_HINT_VERSION),
+        (ours, ours_mean, False, N_("a checkpoint saved by your class (version 2)"), KEEP_HINT_VERSION),
         (theirs, theirs_mean, False, OLD_WITH_MEAN, KEEP_HINT_KEY),
-        (theirs, theirs_mean, True, "a fitted checkpoint saved as a plain dict (no version)", KEEP_HINT_KEY),
+        (
+            theirs,
+            theirs_mean,
+            True,
+            N_("a fitted checkpoint saved as a plain dict (no version)"),
+            KEEP_HINT_KEY,
+        ),
     ):
         saved = state_dict(source)
         fresh = build(answer, seed=draw.seed())
         path = save_file(session, dict(saved) if plain_dict else saved, f"holding-{draw.seed()}.pt")
-        _load(fresh, path, f"Loading {what}", FILL_HINT)
+        _load(fresh, path, Msg("Loading {what}", what=Msg(what)), FILL_HINT)
         got = tensor(fresh, "mean")
         if not close(got, fitted):
             raise Fail(
                 "After loading {what}, which holds mean = {saved}, mean is {got}: the migration overwrote "
                 "a value the file holds.",
                 hint,
-                what=what,
+                what=Msg(what),
                 saved=rounded(fitted),
                 got=shown(got),
             )
         x = _readings(draw)[0]
         expected = F.linear(x - fitted, saved["linear.weight"], saved["linear.bias"])
-        if not close(forward(fresh, x, what=f"After loading {what}, forward"), expected):
+        if not close(forward(fresh, x, what=Msg("After loading {what}, forward", what=Msg(what))), expected):
             raise Fail(
                 "After loading {what}, forward computes something else than linear(x - mean) with the "
                 "file's weights and mean.",
                 "Keep SensorV2's forward: MigratingSensor only changes how checkpoints load.",
-                what=what,
+                what=Msg(what),
             )
 
     # Damaged files must still fail: a version-1 file without a weight, a version-2 file without mean.
@@ -444,12 +466,12 @@ def migrating_sensor(answer: Remote) -> None:
             "super()._load_from_state_dict unchanged and take nothing out of missing_keys, so that a "
             "strict load fails for a version-2 file without 'mean'.",
         )
-    leaves_global_state(before_state, session.state(), "Building and loading your model")
+    leaves_global_state(before_state, session.state(), N_("Building and loading your model"))
 
 
 def _loads_file(answer: Remote, path: str, draw: Draw) -> Remote | None:
     """A fresh model of the answer that loaded the file strictly without an error, else None."""
     model = build(answer, seed=draw.seed())
-    with student("torch.load(path, weights_only=True)"):
+    with student(code("torch.load(path, weights_only=True)")):
         loaded = answer.session.lib("torch:load").call(path, weights_only=True, keep=True)
     return model if _loads(lambda: model.call(loaded, method="load_state_dict")) else None

@@ -13,12 +13,15 @@ import torch.nn.functional as F
 
 from buflesson.checks import Fail, exercise
 from buflesson.handles import Remote, StudentError
+from buflesson.i18n import N_, Msg
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PLAIN
 from buflesson.probes import (
     Draw,
+    as_msg,
     attempt,
     build,
     close,
+    code,
     convert,
     expect_kind,
     expect_module_class,
@@ -41,18 +44,18 @@ LAYER = ("linear.weight", "linear.bias")
 TOL32, TOL64 = 1e-4, 1e-6
 
 
-def _on_device(model: Remote, x: torch.Tensor, device: torch.device, where: str, moved=None) -> torch.Tensor:
+def _on_device(model: Remote, x: torch.Tensor, device: torch.device, where: Msg, moved=None) -> torch.Tensor:
     """Move `model` (which has run already) to `device`, let `moved(model, where, kinds, device)` look
     at it (`kinds`: each tensor's kind before the move), and run it there under CUDA's device rule; a
     refusal gets the hint for what the model keeps that does not move."""
     plain = ", ".join(row["name"] for row in rows(model).values() if row["kind"] == PLAIN)
     if plain:
-        hint = (
+        hint = N_(
             "The model keeps {plain} as plain attributes, which .to() leaves where they are: register a "
             "tensor that forward uses as a buffer, and make any tensor forward creates on x.device."
         )
     else:
-        hint = (
+        hint = N_(
             "A tensor made inside forward lands on the default device (the CPU) unless you say otherwise: "
             "read the model's parameters and buffers through self, and make any other tensor on x.device."
         )
@@ -62,7 +65,7 @@ def _on_device(model: Remote, x: torch.Tensor, device: torch.device, where: str,
         moved(model, where, found, device)
     out = attempt(model, x.to(device), device_rule=True)
     if isinstance(out, StudentError):
-        raise fail_on_device(out, where, hint.format(plain=plain).replace("{", "{{").replace("}", "}}"))
+        raise fail_on_device(out, where, hint, plain=plain)
     if out.device.type != device.type:
         raise Fail(
             "{where}, forward returned a tensor on {found}.",
@@ -84,7 +87,8 @@ def _expect_layer(state: dict, shapes: dict[str, tuple[int, ...]], hint: str) ->
 
 
 def _expect_keys(model: Remote, keys: tuple[str, ...], what: str) -> dict:
-    """`state_dict()` holds exactly `keys` (the checkpoints the lesson's models write)."""
+    """`state_dict()` holds exactly `keys` (the checkpoints the lesson's models write: `what` is the
+    model's class name)."""
     state = state_dict(model)
     extra = [name for name in state if name not in keys]
     if extra:
@@ -115,15 +119,15 @@ def _normalized(x: torch.Tensor, stats: dict) -> torch.Tensor:
 _FORMULA_MISTAKES = (
     (
         lambda x, s: F.linear(x - s["mean"], s["linear.weight"], s["linear.bias"]),
-        "forward computes linear(x - mean): it does not divide by std.",
+        N_("forward computes linear(x - mean): it does not divide by std."),
     ),
     (
         lambda x, s: F.linear(x / s["std"], s["linear.weight"], s["linear.bias"]),
-        "forward computes linear(x / std): it does not subtract mean.",
+        N_("forward computes linear(x / std): it does not subtract mean."),
     ),
     (
         lambda x, s: F.linear((x - s["mean"]) * s["std"], s["linear.weight"], s["linear.bias"]),
-        "forward computes linear((x - mean) * std): it multiplies by std instead of dividing.",
+        N_("forward computes linear((x - mean) * std): it multiplies by std instead of dividing."),
     ),
 )
 
@@ -143,29 +147,29 @@ def _with(stats: dict, old: dict) -> dict:
     return {**stats, "mean": old["mean"], "std": old["std"]}
 
 
-def _other_values(what: str) -> Fail:
+def _other_values(what: str | Msg) -> Fail:
     return Fail(
         "After {what}, forward gives other values than linear((x - mean) / std) with the loaded mean "
         "and std.",
         "Compute linear((x - self.mean) / self.std) in forward, reading the buffers by name.",
-        what=what,
+        what=as_msg(what),
     )
 
 
-def _not_the_loaded_stats(model: Remote, what: str) -> Fail:
+def _not_the_loaded_stats(model: Remote, what: str | Msg) -> Fail:
     plain = [row["name"] for row in rows(model).values() if row["kind"] == PLAIN]
     if plain:
-        hint = (
+        hint = N_(
             "The model keeps {plain} as plain attributes, which load_state_dict never fills: read self.mean "
             "and self.std in forward."
         )
     else:
-        hint = "Compute linear((x - self.mean) / self.std) in forward, reading the buffers by name."
+        hint = N_("Compute linear((x - self.mean) / self.std) in forward, reading the buffers by name.")
     return Fail(
         "After {what}, forward does not use the mean and std the model now holds: it gives what the old "
         "ones give.",
         hint,
-        what=what,
+        what=as_msg(what),
         plain=", ".join(plain),
     )
 
@@ -191,7 +195,9 @@ def fresh_statistics(answer: Remote) -> None:
     }
     state = _expect_keys(model, STATS_KEYS, "StaleStats")
     _expect_layer(
-        state, {"linear.weight": (2, 3), "linear.bias": (2,)}, "Keep the given self.linear = nn.Linear(3, 2)."
+        state,
+        {"linear.weight": (2, 3), "linear.bias": (2,)},
+        N_("Keep the given self.linear = nn.Linear(3, 2)."),
     )
 
     # Before any load: the statistics of __init__.
@@ -201,24 +207,24 @@ def fresh_statistics(answer: Remote) -> None:
             "forward gives other values than linear((x - mean) / std).",
             "Compute linear((x - self.mean) / self.std) in forward, reading the buffers by name.",
         )
-    leaves_global_state(before, answer.session.state(), "Building and running your model")
+    leaves_global_state(before, answer.session.state(), N_("Building and running your model"))
 
     # A load into the float32 model.
     trained = _stats(draw)
-    load(model, trained, "load_state_dict(trained statistics)")
-    out = forward(model, x, what="After load_state_dict, forward")
+    load(model, trained, N_("load_state_dict(trained statistics)"))
+    out = forward(model, x, what=N_("After load_state_dict, forward"))
     if not close(out, _normalized(x, trained), TOL32, TOL32):
         if close(out, _normalized(x, _with(trained, start)), TOL32, TOL32):
-            raise _not_the_loaded_stats(model, "load_state_dict(...)")
+            raise _not_the_loaded_stats(model, code("load_state_dict(...)"))
         for formula, message in _FORMULA_MISTAKES:
             if close(out, formula(x.double(), {k: v.double() for k, v in trained.items()}), TOL32, TOL32):
                 raise Fail(message, "Compute linear((x - self.mean) / self.std) in forward.")
-        raise _other_values("load_state_dict(...)")
+        raise _other_values(code("load_state_dict(...)"))
 
     # .double(), then forward, then a second load.
     convert(model, "double")
     x64 = x.double()
-    out = forward(model, x64, what="After model.double(), forward")
+    out = forward(model, x64, what=N_("After model.double(), forward"))
     if out.dtype != torch.float64 or not close(out, _normalized(x, trained), TOL64, TOL64):
         raise Fail(
             "After model.double(), forward gives {dtype} values other than before.",
@@ -226,8 +232,8 @@ def fresh_statistics(answer: Remote) -> None:
             dtype=str(out.dtype),
         )
     retrained = _stats(draw)
-    load(model, retrained, "load_state_dict(other statistics) after model.double()")
-    out = forward(model, x64, what="After model.double() and load_state_dict, forward")
+    load(model, retrained, N_("load_state_dict(other statistics) after model.double()"))
+    out = forward(model, x64, what=N_("After model.double() and load_state_dict, forward"))
     if not close(out, _normalized(x, retrained), TOL64, TOL64):
         if close(out, _normalized(x, _with(retrained, trained)), TOL64, TOL64):
             raise Fail(
@@ -236,20 +242,20 @@ def fresh_statistics(answer: Remote) -> None:
                 "Read self.mean and self.std in forward each time: .double() replaces each buffer with a "
                 "new tensor, so a list, dict or attribute that kept the old one misses every later load.",
             )
-        raise _other_values("model.double() and load_state_dict(...)")
+        raise _other_values(N_("model.double() and load_state_dict(...)"))
 
     # A round trip through a file, into a new model that has not run yet.
     fresh = save_and_reload(model, lambda: build(answer, seed=draw.seed()))
     y = 20.0 + 3.0 * draw.randn(rows_b, 3)
-    out = forward(fresh, y, what="After a save and a load, forward")
+    out = forward(fresh, y, what=N_("After a save and a load, forward"))
     if not close(out, _normalized(y, retrained), TOL32, TOL32):
         if close(out, _normalized(y, _with(retrained, start)), TOL32, TOL32):
-            raise _not_the_loaded_stats(fresh, "a save and a load through a file")
-        raise _other_values("a save and a load through a file")
+            raise _not_the_loaded_stats(fresh, N_("a save and a load through a file"))
+        raise _other_values(N_("a save and a load through a file"))
 
     # The device: the model that ran, loaded and converted, moved under CUDA's device rule.
     device = answer.session.device()
-    where = f"After model.to({str(device)!r})"
+    where = Msg("After model.to({device!r})", device=str(device))
     out = _on_device(model, x64, device, where)
     if out.shape != (rows_a, 2) or (
         device.type != "meta" and not close(out, _normalized(x, retrained), 1e-3, 1e-3)
@@ -259,7 +265,7 @@ def fresh_statistics(answer: Remote) -> None:
             "Compute linear((x - self.mean) / self.std) in forward, reading the buffers by name.",
             where=where,
         )
-    leaves_global_state(before, answer.session.state(), "Building and running your model")
+    leaves_global_state(before, answer.session.state(), N_("Building and running your model"))
 
 
 # --- 8.2 ----------------------------------------------------------------------------------------
@@ -278,7 +284,7 @@ def _expect_mask(model: Remote, size: int) -> None:
     found = kind_of(model, "mask")
     if found == NONE_BUFFER:
         raise kind_fail("mask", NON_PERSISTENT_BUFFER, found)
-    mask = tensor(model, "mask", "Keep the name mask: the given forward reads self.mask.")
+    mask = tensor(model, "mask", N_("Keep the name mask: the given forward reads self.mask."))
     expected = torch.tril(torch.ones(size, size))
     if same(mask, expected):
         return
@@ -298,7 +304,7 @@ def _expect_mask(model: Remote, size: int) -> None:
     )
 
 
-def _mask_moved(model: Remote, where: str, kinds: dict, device: torch.device) -> None:
+def _mask_moved(model: Remote, where: Msg, kinds: dict, device: torch.device) -> None:
     """After the move, mask is on the device (else the hint for the kind it was before the move)."""
     where_mask = tensor(model, "mask").device
     if where_mask.type != device.type:
@@ -311,7 +317,7 @@ def _mask_moved(model: Remote, where: str, kinds: dict, device: torch.device) ->
         )
 
 
-def _expect_out(out: torch.Tensor, x: torch.Tensor, published: dict, where: str, tol: float) -> None:
+def _expect_out(out: torch.Tensor, x: torch.Tensor, published: dict, where: Msg, tol: float) -> None:
     if not close(out, _causal(x, published["linear.weight"], published["linear.bias"]), tol, tol):
         raise Fail(
             "{where}, forward computes something else than PinnedMask with the same weights.",
@@ -345,31 +351,31 @@ def registered_mask(answer: Remote) -> None:
         _expect_layer(
             state,
             {"linear.weight": (size, size), "linear.bias": (size,)},
-            "Keep the given self.linear = nn.Linear(size, size).",
+            N_("Keep the given self.linear = nn.Linear(size, size)."),
         )
         x = draw.randn(draw.integer(2, 9), size)
-        _expect_out(forward(model, x), x, state, f"For CausalLinear({size})", TOL32)
+        _expect_out(forward(model, x), x, state, Msg("For CausalLinear({size})", size=size), TOL32)
 
         published = {"linear.weight": draw.randn(size, size), "linear.bias": draw.randn(size)}
-        load(model, published, "load_state_dict(a checkpoint of the published PinnedMask)")
-        where = f"For CausalLinear({size}) with a published checkpoint loaded"
-        _expect_out(forward(model, x, what="After load_state_dict, forward"), x, published, where, TOL32)
+        load(model, published, N_("load_state_dict(a checkpoint of the published PinnedMask)"))
+        where = Msg("For CausalLinear({size}) with a published checkpoint loaded", size=size)
+        _expect_out(forward(model, x, what=N_("After load_state_dict, forward")), x, published, where, TOL32)
 
         convert(model, "double")
-        out = forward(model, x.double(), what="After model.double(), forward")
+        out = forward(model, x.double(), what=N_("After model.double(), forward"))
         if out.dtype != torch.float64:
             raise Fail(
                 "After model.double(), forward on a float64 input returned {dtype}.",
                 "Keep the given forward: it computes in the layer's dtype, which .double() sets.",
                 dtype=str(out.dtype),
             )
-        _expect_out(out, x, published, "After model.double()", TOL64)
+        _expect_out(out, x, published, Msg("After model.double()"), TOL64)
 
-        where = f"After model.to({str(device)!r})"
+        where = Msg("After model.to({device!r})", device=str(device))
         out = _on_device(model, x.double(), device, where, moved=_mask_moved)
         if out.shape != (x.shape[0], size) or device.type != "meta":
             _expect_out(out, x, published, where, 1e-3)
-    leaves_global_state(before, answer.session.state(), "Building and running your model")
+    leaves_global_state(before, answer.session.state(), N_("Building and running your model"))
 
 
 # --- 8.3 ----------------------------------------------------------------------------------------
@@ -411,15 +417,15 @@ def saved_peak(answer: Remote) -> None:
     _expect_layer(
         state,
         {"linear.weight": (2, 3), "linear.bias": (2,)},
-        "Keep UnsavedPeak's layer: call super().__init__() first.",
+        N_("Keep UnsavedPeak's layer: call super().__init__() first."),
     )
 
     # Training mode: each forward raises peak to the largest magnitude seen, then divides by it.
-    with_model = "Keep UnsavedPeak's forward: PeakScaled only registers peak again in __init__."
+    with_model = N_("Keep UnsavedPeak's forward: PeakScaled only registers peak again in __init__.")
     model.method("train")
     for batch in (x, y):
         peak = torch.maximum(peak, batch.abs().amax(dim=0))
-        out = forward(model, batch, what="forward in training mode")
+        out = forward(model, batch, what=N_("forward in training mode"))
         found = tensor(model, "peak")
         if not same(found, peak):
             raise Fail(
@@ -431,10 +437,10 @@ def saved_peak(answer: Remote) -> None:
             )
         if not close(out, _peak_out(batch, state, peak), TOL32, TOL32):
             raise Fail("forward in training mode gives other values than linear(x / peak).", with_model)
-    leaves_global_state(before, answer.session.state(), "Building and running your model")
+    leaves_global_state(before, answer.session.state(), N_("Building and running your model"))
 
     model.method("eval")
-    trained = forward(model, z, what="forward in evaluation mode")
+    trained = forward(model, z, what=N_("forward in evaluation mode"))
     if not same(tensor(model, "peak"), peak):
         raise Fail(
             "forward in evaluation mode changed peak.",
@@ -455,12 +461,12 @@ def saved_peak(answer: Remote) -> None:
             reloaded=rounded(reloaded),
             trained=rounded(peak),
         )
-    if not close(forward(fresh, z, what="After a save and a load, forward"), trained, TOL32, TOL32):
+    if not close(forward(fresh, z, what=N_("After a save and a load, forward")), trained, TOL32, TOL32):
         raise Fail("The reloaded model computes something else than the trained one.", with_model)
 
     # Conversions: .double() on the reloaded model, the device for the trained one (in training mode).
     convert(fresh, "double")
-    out = forward(fresh, z.double(), what="After model.double(), forward")
+    out = forward(fresh, z.double(), what=N_("After model.double(), forward"))
     if out.dtype != torch.float64 or not close(out, _peak_out(z, state, peak), TOL64, TOL64):
         raise Fail(
             "After model.double(), forward gives {dtype} values other than before.",
@@ -469,6 +475,6 @@ def saved_peak(answer: Remote) -> None:
         )
     device = answer.session.device()
     model.method("train")
-    where = f"After model.to({str(device)!r}), in training mode"
+    where = Msg("After model.to({device!r}), in training mode", device=str(device))
     _on_device(model, x, device, where)
-    leaves_global_state(before, answer.session.state(), "Building and running your model")
+    leaves_global_state(before, answer.session.state(), N_("Building and running your model"))

@@ -18,12 +18,14 @@ from torch import nn
 
 from buflesson.checks import Fail, exercise
 from buflesson.handles import Remote
+from buflesson.i18n import N_, Listed, Msg
 from buflesson.inventory import BUFFER, NON_PERSISTENT_BUFFER, NONE_BUFFER, PARAMETER, PLAIN, inventory
 from buflesson.probes import as_device, names_in, near_miss, prediction
 from buflesson.recap import everything_model, moved_names, saved_names, trained_names
 
 FROZEN = "frozen parameter"
 EXAMPLE = '{"gain", "linear.weight"}'
+EXPECTED = N_("a set of tensor names")
 
 
 def _model() -> nn.Module:
@@ -50,70 +52,90 @@ def _chosen(question: str, key: object, value: object) -> bool:
         if device is not None:
             return device.type == "meta"
     raise Fail(
-        "Your dict gives {key!r} the value {value!r}: expected True or False{devices}.",
+        "Your dict gives {key!r} the value {value!r}: expected True or False, or a device such as 'meta' or "
+        "'cpu'."
+        if question == "moved"
+        else "Your dict gives {key!r} the value {value!r}: expected True or False.",
         "Answer with a set of names, e.g. {example}; or a dict from each name to True or False.",
         key=key,
         value=value,
-        devices=", or a device such as 'meta' or 'cpu'" if question == "moved" else "",
         example=EXAMPLE,
     )
 
 
 def _names(question: str, answer: Remote) -> set[str]:
     """The student's names: the answer's own data, or what the student's function returns."""
-    value = prediction(answer, expected="a set of tensor names", example=EXAMPLE, call=True)
+    value = prediction(answer, expected=EXPECTED, example=EXAMPLE, call=True)
     if isinstance(value, dict):
-        keys = names_in(list(value), expected="a set of tensor names", example=EXAMPLE)
+        keys = names_in(list(value), expected=EXPECTED, example=EXAMPLE)
         return {key for key in keys if _chosen(question, key, value[key])}
-    return set(names_in(value, expected="a set of tensor names", example=EXAMPLE))
+    return set(names_in(value, expected=EXPECTED, example=EXAMPLE))
 
 
 # For each question, why a tensor of each kind is or is not in the true set.
 _WHY = {
     "saved": {
-        PARAMETER: "{name} is a parameter: state_dict() saves every parameter.",
-        FROZEN: "{name} is a frozen parameter (requires_grad=False): frozen or not, a parameter is saved.",
-        BUFFER: "{name} is a buffer: state_dict() saves buffers, BatchNorm's running statistics and "
-        "num_batches_tracked included.",
-        NON_PERSISTENT_BUFFER: "{name} is a non-persistent buffer: named_buffers() lists it, but "
-        "state_dict() leaves it out.",
-        NONE_BUFFER: "{name} is a buffer slot that holds None: state_dict() skips it until it holds "
-        "a tensor.",
-        PLAIN: "{name} is a plain tensor attribute: PyTorch does not track it, so state_dict() cannot "
-        "hold it.",
+        PARAMETER: N_("{name} is a parameter: state_dict() saves every parameter."),
+        FROZEN: N_(
+            "{name} is a frozen parameter (requires_grad=False): frozen or not, a parameter is saved."
+        ),
+        BUFFER: N_(
+            "{name} is a buffer: state_dict() saves buffers, BatchNorm's running statistics and "
+            "num_batches_tracked included."
+        ),
+        NON_PERSISTENT_BUFFER: N_(
+            "{name} is a non-persistent buffer: named_buffers() lists it, but state_dict() leaves it out."
+        ),
+        NONE_BUFFER: N_(
+            "{name} is a buffer slot that holds None: state_dict() skips it until it holds a tensor."
+        ),
+        PLAIN: N_(
+            "{name} is a plain tensor attribute: PyTorch does not track it, so state_dict() cannot hold it."
+        ),
     },
     "moved": {
-        PARAMETER: "{name} is a parameter: .to() moves every parameter.",
-        FROZEN: "{name} is a frozen parameter: frozen or not, a parameter moves with .to().",
-        BUFFER: "{name} is a buffer: .to() moves every buffer.",
-        NON_PERSISTENT_BUFFER: "{name} is a non-persistent buffer: not saved, but it moves with .to() "
-        "like every buffer.",
-        NONE_BUFFER: "{name} holds None: there is no tensor to move.",
-        PLAIN: "{name} is a plain tensor attribute: .to() converts parameters and buffers only, so it "
-        "stays where it was made.",
+        PARAMETER: N_("{name} is a parameter: .to() moves every parameter."),
+        FROZEN: N_("{name} is a frozen parameter: frozen or not, a parameter moves with .to()."),
+        BUFFER: N_("{name} is a buffer: .to() moves every buffer."),
+        NON_PERSISTENT_BUFFER: N_(
+            "{name} is a non-persistent buffer: not saved, but it moves with .to() like every buffer."
+        ),
+        NONE_BUFFER: N_("{name} holds None: there is no tensor to move."),
+        PLAIN: N_(
+            "{name} is a plain tensor attribute: .to() converts parameters and buffers only, so it "
+            "stays where it was made."
+        ),
     },
     "trained": {
-        PARAMETER: "{name} is a parameter that requires grad: backward() gives it a gradient, so "
-        "optimizer.step() changes it (BatchNorm's weight and bias too).",
-        FROZEN: "{name} is a frozen parameter: requires_grad=False, so backward() leaves its .grad None, "
-        "and optimizer.step() skips a parameter without a gradient.",
-        BUFFER: "{name} is a buffer: the optimizer only gets model.parameters(). BatchNorm's running "
-        "statistics change in the forward pass in training mode, not in optimizer.step().",
-        NON_PERSISTENT_BUFFER: "{name} is a buffer: the optimizer only gets model.parameters().",
-        NONE_BUFFER: "{name} holds None: the optimizer never sees it.",
-        PLAIN: "{name} is a plain tensor attribute: it is not in model.parameters(), so the optimizer "
-        "never sees it.",
+        PARAMETER: N_(
+            "{name} is a parameter that requires grad: backward() gives it a gradient, so "
+            "optimizer.step() changes it (BatchNorm's weight and bias too)."
+        ),
+        FROZEN: N_(
+            "{name} is a frozen parameter: requires_grad=False, so backward() leaves its .grad None, "
+            "and optimizer.step() skips a parameter without a gradient."
+        ),
+        BUFFER: N_(
+            "{name} is a buffer: the optimizer only gets model.parameters(). BatchNorm's running "
+            "statistics change in the forward pass in training mode, not in optimizer.step()."
+        ),
+        NON_PERSISTENT_BUFFER: N_("{name} is a buffer: the optimizer only gets model.parameters()."),
+        NONE_BUFFER: N_("{name} holds None: the optimizer never sees it."),
+        PLAIN: N_(
+            "{name} is a plain tensor attribute: it is not in model.parameters(), so the optimizer "
+            "never sees it."
+        ),
     },
 }
 _INCLUDED = {
-    "saved": "state_dict() does not hold it",
-    "moved": ".to('meta') leaves it where it was",
-    "trained": "optimizer.step() does not change it",
+    "saved": N_("state_dict() does not hold it"),
+    "moved": N_(".to('meta') leaves it where it was"),
+    "trained": N_("optimizer.step() does not change it"),
 }
 _LEFT_OUT = {
-    "saved": "state_dict() holds it",
-    "moved": ".to('meta') moves it",
-    "trained": "optimizer.step() changes it",
+    "saved": N_("state_dict() holds it"),
+    "moved": N_(".to('meta') moves it"),
+    "trained": N_("optimizer.step() changes it"),
 }
 
 
@@ -128,32 +150,36 @@ def _compare(question: str, answer: Remote, truth: Callable[[], set[str]]) -> No
         full = [candidate for candidate in kinds if candidate.endswith("." + name)]
         inside = next((candidate for candidate in kinds if name.endswith("." + candidate)), None)
         if inside is not None:
-            hint = f"Names start inside the model: {inside!r}, not {name!r}."
+            hint = N_("Names start inside the model: {inside!r}, not {name!r}.")
         elif real is not None:
-            hint = f"The name is {real!r}: names are exact strings, with no spaces, and case matters."
+            hint = N_("The name is {real!r}: names are exact strings, with no spaces, and case matters.")
         elif full:
-            hint = (
-                "A tensor of a submodule is named with the submodule: "
-                f"{' or '.join(repr(candidate) for candidate in full)}, not {name!r}."
-            )
+            hint = N_("A tensor of a submodule is named with the submodule: {full}, not {name!r}.")
         else:
-            hint = "Use the names listed in the lesson, e.g. 'norm.running_mean' or 'gain'."
+            hint = N_("Use the names listed in the lesson, e.g. 'norm.running_mean' or 'gain'.")
         raise Fail(
             "The model holds no tensor named {names}.",
             hint,
             names=", ".join(repr(name) for name in unknown),
+            name=name,
+            inside=inside,
+            real=real,
+            full=Listed((repr(candidate) for candidate in full), N_(" or ")),
         )
     extra = [name for name in kinds if name in guessed - expected]
     missing = [name for name in kinds if name in expected - guessed]
     wrong = len(extra) + len(missing)
-    more = f" ({wrong - 1} more name{'s are' if wrong > 2 else ' is'} wrong.)" if wrong > 1 else ""
+    if wrong > 2:
+        more = Msg(" ({count} more names are wrong.)", count=wrong - 1)
+    else:
+        more = Msg(" ({count} more name is wrong.)", count=wrong - 1) if wrong > 1 else ""
     if extra:
         name = extra[0]
         raise Fail(
             "Your set includes {name!r}, but {why}.{more}",
             _WHY[question][kinds[name]],
             name=name,
-            why=_INCLUDED[question],
+            why=Msg(_INCLUDED[question]),
             more=more,
         )
     if missing:
@@ -162,7 +188,7 @@ def _compare(question: str, answer: Remote, truth: Callable[[], set[str]]) -> No
             "Your set leaves out {name!r}, but {why}.{more}",
             _WHY[question][kinds[name]],
             name=name,
-            why=_LEFT_OUT[question],
+            why=Msg(_LEFT_OUT[question]),
             more=more,
         )
 

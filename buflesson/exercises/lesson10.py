@@ -19,11 +19,14 @@ from torch import nn
 
 from buflesson.checks import Fail, exercise
 from buflesson.handles import Remote
+from buflesson.i18n import N_, Msg
 from buflesson.inventory import BUFFER, PARAMETER, inventory
 from buflesson.probes import (
     Draw,
+    as_msg,
     build,
     close,
+    code,
     expect_module_class,
     expect_runs_on_device,
     forward,
@@ -42,7 +45,7 @@ from buflesson.real_models import tiny_llama, tiny_resnet, tiny_t5
 def answer_names(answer: Remote) -> set[str]:
     """The student's names: a set (list, tuple) of strings, or a function that returns one."""
     if answer.kind == "function":
-        with student(f"{answer.name}()"):
+        with student(code(f"{answer.name}()")):
             value = answer()
     elif answer.kind == "data":
         value = answer.value()
@@ -67,28 +70,30 @@ def names_from(value: object) -> set[str]:
 
 @dataclass(frozen=True)
 class Why:
-    """Why a name belongs in the answer or not: one (message, hint) per kind of mistake."""
+    """Why a name belongs in the answer or not: one (message, hint) per kind of mistake, templates
+    (marked with `N_`) filled with the name and, as a third item, any other values they need."""
 
-    missing: Callable[[str], tuple[str, str]]
-    extra: Callable[[str], tuple[str, str]]
+    missing: Callable[[str], tuple]
+    extra: Callable[[str], tuple]
 
 
-def compare_names(given: set[str], truth: set[str], known: set[str], why: Why, model: str) -> None:
-    """Fail at the first name that is unknown, then extra, then missing (each in sorted order)."""
+def compare_names(given: set[str], truth: set[str], known: set[str], why: Why, model: str | Msg) -> None:
+    """Fail at the first name that is unknown, then extra, then missing (each in sorted order);
+    `model` names the model in messages (marked with `N_`)."""
     for name in sorted(given - known):
         raise Fail(
             "{model} has no tensor named {name!r}.",
             "Copy the names from inventory(model) or model.state_dict(): a name is the module path, "
             "a dot, and the attribute.",
-            model=model,
+            model=as_msg(model),
             name=name,
         )
     for name in sorted(given - truth):
-        message, hint = why.extra(name)
-        raise Fail(message, hint, name=name)
+        message, hint, *values = why.extra(name)
+        raise Fail(message, hint, name=name, **(values[0] if values else {}))
     for name in sorted(truth - given):
-        message, hint = why.missing(name)
-        raise Fail(message, hint, name=name)
+        message, hint, *values = why.missing(name)
+        raise Fail(message, hint, name=name, **(values[0] if values else {}))
 
 
 def _known(model: nn.Module) -> set[str]:
@@ -108,28 +113,36 @@ def tied_names(model: nn.Module) -> set[str]:
 def _why_tied(model: nn.Module) -> Why:
     shapes = {name: tuple(param.shape) for name, param in model.named_parameters(remove_duplicate=False)}
 
-    def missing(name: str) -> tuple[str, str]:
+    def missing(name: str) -> tuple:
         if name == "shared.weight":
             return (
-                "Your set misses {name} itself: it is the tensor's first name.",
-                "Include every name the tensor has, shared.weight too.",
+                N_("Your set misses {name} itself: it is the tensor's first name."),
+                N_("Include every name the tensor has, shared.weight too."),
             )
         if name == "lm_head.weight":
             return (
-                "Your set misses {name}: T5's config ties the output head to the shared embedding "
-                "(tie_word_embeddings=True), as GPT-2 does.",
-                "Read the row of shared.weight in inventory(model): its 'also' line names every other name.",
+                N_(
+                    "Your set misses {name}: T5's config ties the output head to the shared embedding "
+                    "(tie_word_embeddings=True), as GPT-2 does."
+                ),
+                N_(
+                    "Read the row of shared.weight in inventory(model): its 'also' line names every other "
+                    "name."
+                ),
             )
         return (
-            "Your set misses {name}: T5's encoder and decoder both embed their tokens with the shared "
-            "matrix.",
-            "Read the row of shared.weight in inventory(model): its 'also' line names every other name.",
+            N_(
+                "Your set misses {name}: T5's encoder and decoder both embed their tokens with the shared "
+                "matrix."
+            ),
+            N_("Read the row of shared.weight in inventory(model): its 'also' line names every other name."),
         )
 
-    def extra(name: str) -> tuple[str, str]:
+    def extra(name: str) -> tuple:
         return (
-            f"{{name}} is a tensor of its own (shape {shapes.get(name, '?')}): no other name holds it.",
-            "Only the names on one row share a tensor: the row's name and its 'also' line.",
+            N_("{name} is a tensor of its own (shape {shape}): no other name holds it."),
+            N_("Only the names on one row share a tensor: the row's name and its 'also' line."),
+            {"shape": shapes.get(name, "?")},
         )
 
     return Why(missing, extra)
@@ -144,7 +157,7 @@ def _why_tied(model: nn.Module) -> Why:
 def t5_tied(answer: Remote) -> None:
     given = answer_names(answer)
     model = tiny_t5()
-    compare_names(given, tied_names(model), _known(model), _why_tied(model), "T5")
+    compare_names(given, tied_names(model), _known(model), _why_tied(model), code("T5"))
 
 
 # -- 10.2 what Llama leaves out of state_dict() ---------------------------------------------------
@@ -159,24 +172,30 @@ def not_saved(model: nn.Module) -> set[str]:
 def _why_not_saved(model: nn.Module) -> Why:
     kinds = {name: row.kind for row in inventory(model) for name in row.names}
 
-    def missing(name: str) -> tuple[str, str]:
+    def missing(name: str) -> tuple:
         return (
-            "Your set misses {name}: a non-persistent buffer, moved by .to() and left out of state_dict().",
-            "inventory(model, kind='non-persistent buffer') lists every one of them.",
+            N_(
+                "Your set misses {name}: a non-persistent buffer, moved by .to() and left out of "
+                "state_dict()."
+            ),
+            N_("inventory(model, kind='non-persistent buffer') lists every one of them."),
         )
 
-    def extra(name: str) -> tuple[str, str]:
+    def extra(name: str) -> tuple:
         if kinds.get(name) == PARAMETER:
             return (
-                "{name} is a parameter: state_dict() saves every parameter.",
-                "Look for the rows whose kind is non-persistent buffer: only they move without being saved.",
+                N_("{name} is a parameter: state_dict() saves every parameter."),
+                N_(
+                    "Look for the rows whose kind is non-persistent buffer: only they move without being "
+                    "saved."
+                ),
             )
         if kinds.get(name) == BUFFER:
             return (
-                "{name} is a persistent buffer: state_dict() saves it.",
-                "Keep the non-persistent buffers only.",
+                N_("{name} is a persistent buffer: state_dict() saves it."),
+                N_("Keep the non-persistent buffers only."),
             )
-        return ("{name} is not a buffer that .to() moves.", "Keep the non-persistent buffers only.")
+        return (N_("{name} is not a buffer that .to() moves."), N_("Keep the non-persistent buffers only."))
 
     return Why(missing, extra)
 
@@ -189,7 +208,7 @@ def _why_not_saved(model: nn.Module) -> Why:
 def llama_not_saved(answer: Remote) -> None:
     given = answer_names(answer)
     model = tiny_llama()
-    compare_names(given, not_saved(model), _known(model), _why_not_saved(model), "The Llama model")
+    compare_names(given, not_saved(model), _known(model), _why_not_saved(model), N_("The Llama model"))
 
 
 # -- 10.3 what one forward pass changes ---------------------------------------------------------
@@ -207,26 +226,35 @@ def changed_by_forward(model: nn.Module, batch: torch.Tensor) -> set[str]:
 def _why_changed(model: nn.Module) -> Why:
     kinds = {name: row.kind for row in inventory(model) for name in row.names}
 
-    def missing(name: str) -> tuple[str, str]:
+    def missing(name: str) -> tuple:
         if name.endswith("num_batches_tracked"):
             return (
-                "Your set misses {name}: it counts the batches, and each forward pass in training mode "
-                "adds 1.",
-                "Every BatchNorm layer has running_mean, running_var and num_batches_tracked.",
+                N_(
+                    "Your set misses {name}: it counts the batches, and each forward pass in training mode "
+                    "adds 1."
+                ),
+                N_("Every BatchNorm layer has running_mean, running_var and num_batches_tracked."),
             )
         return (
-            "Your set misses {name}: BatchNorm updates its running statistics in every forward pass in "
-            "training mode.",
-            "inventory(model, kind='buffer') lists the running statistics of every BatchNorm layer.",
+            N_(
+                "Your set misses {name}: BatchNorm updates its running statistics in every forward pass in "
+                "training mode."
+            ),
+            N_("inventory(model, kind='buffer') lists the running statistics of every BatchNorm layer."),
         )
 
-    def extra(name: str) -> tuple[str, str]:
+    def extra(name: str) -> tuple:
         if kinds.get(name) == PARAMETER:
             return (
-                "{name} is a parameter: a forward pass leaves it alone; only optimizer.step() changes it.",
-                "There is no optimizer here: keep the tensors the forward pass itself writes.",
+                N_(
+                    "{name} is a parameter: a forward pass leaves it alone; only optimizer.step() changes it."
+                ),
+                N_("There is no optimizer here: keep the tensors the forward pass itself writes."),
             )
-        return ("The forward pass does not change {name}.", "Keep BatchNorm's running statistics only.")
+        return (
+            N_("The forward pass does not change {name}."),
+            N_("Keep BatchNorm's running statistics only."),
+        )
 
     return Why(missing, extra)
 
@@ -241,7 +269,7 @@ def resnet_forward(answer: Remote) -> None:
     model = tiny_resnet()
     batch = Draw().randn(2, 3, 16, 16)
     truth = changed_by_forward(tiny_resnet(), batch)
-    compare_names(given, truth, _known(model), _why_changed(model), "The ResNet")
+    compare_names(given, truth, _known(model), _why_changed(model), N_("The ResNet"))
 
 
 # -- 10.4 register the blocks -------------------------------------------------------------------
@@ -332,7 +360,7 @@ def tower(answer: Remote) -> None:
     _expect_registered(model)
     _expect_keys(state_dict(model), width, depth)
     initial = state_dict(model)
-    forward(model, x, what="forward in training mode")
+    forward(model, x, what=N_("forward in training mode"))
     state = state_dict(model)
     if torch.equal(state["blocks.0.1.running_mean"], initial["blocks.0.1.running_mean"]):
         raise Fail(
@@ -340,7 +368,7 @@ def tower(answer: Remote) -> None:
             "run the blocks' BatchNorm layers.",
             "Keep the given forward: for block in self.blocks: x = block(x), then self.head(x).",
         )
-    with student("model.eval()"):
+    with student(code("model.eval()")):
         model.method("eval")
     if not close(forward(model, x), tower_eval(x, state, depth)):
         raise Fail(
@@ -348,11 +376,11 @@ def tower(answer: Remote) -> None:
             "Keep the given forward: for block in self.blocks: x = block(x), then self.head(x).",
         )
     fresh = save_and_reload(model, lambda: build(answer, width, depth, seed=draw.seed()))
-    with student("model.eval()"):
+    with student(code("model.eval()")):
         fresh.method("eval")
     if not close(forward(fresh, x), forward(model, x)):
         raise Fail("A model reloaded from the checkpoint computes something else: the blocks were not saved.")
-    with student("model.train()"):
+    with student(code("model.train()")):
         model.method("train")
     sgd_step(model, x)
     after = state_dict(model)
@@ -366,4 +394,4 @@ def tower(answer: Remote) -> None:
         )
     names = ("blocks.0.0.weight", "blocks.0.1.running_mean", "head.weight")
     expect_runs_on_device(answer, draw.randn(4, LESSON_SIZE[0]), names)
-    leaves_global_state(before, answer.session.state(), "Building and running your model")
+    leaves_global_state(before, answer.session.state(), N_("Building and running your model"))
