@@ -38,7 +38,7 @@ def serve_notebook(shell, cell_timeout: float) -> Callable[[int], None]:
         channel = frames.Channel(socket.socket(fileno=channel_fd), frames.MAX_STEP)
         timer = CellTimer(cell_timeout)
         check = grader_check(channel, timer)
-        channel.send_json(frames.HELLO, {})
+        channel.send_json(frames.HELLO, {"device": _device()})
         while True:
             try:
                 kind, payload = channel.receive()
@@ -50,6 +50,14 @@ def serve_notebook(shell, cell_timeout: float) -> Callable[[int], None]:
             channel.send_json(frames.DONE, run_step(shell, step, timer, check))
 
     return run
+
+
+def _device() -> str:
+    """The device checks move models to in this process, said in the hello, before any of the
+    notebook's code has run: the judge takes it from there, never from a later answer."""
+    from buflesson.devices import checking_device
+
+    return str(checking_device())
 
 
 _MISSING = object()
