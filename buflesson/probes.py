@@ -531,22 +531,35 @@ def expect_follows_double(cls: Remote, x: torch.Tensor, names: tuple[str, ...], 
 # --- comparing ----------------------------------------------------------------------------------
 
 
+class NoValues(Exception):
+    """A comparison of values was asked for a `meta` tensor, which holds none: neither "the same"
+    nor "different" can be decided, so the check cannot pass on it (it reads "could not finish")."""
+
+
+def _values(tensor: torch.Tensor) -> torch.Tensor:
+    if tensor.device.type == "meta":
+        raise NoValues("a tensor the check compares is on the meta device and holds no values")
+    return tensor.detach().cpu().double()
+
+
 def same(a: object, b: object) -> bool:
-    """True when two tensors hold the same values (devices and dtypes aside)."""
+    """True when two tensors hold the same values (devices and dtypes aside). `NoValues` for a
+    `meta` tensor: a check compares the stand-in's tensors by shape and dtype, never with this."""
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
         return False
-    if a.device.type == "meta" or b.device.type == "meta":
-        return a.shape == b.shape
-    return a.shape == b.shape and torch.equal(a.detach().cpu().double(), b.detach().cpu().double())
+    first, second = _values(a), _values(b)
+    return a.shape == b.shape and torch.equal(first, second)
 
 
 def close(a: object, b: object, atol: float = 1e-5, rtol: float = 1e-5) -> bool:
-    """True when two tensors hold nearly the same values (devices and dtypes aside)."""
+    """True when two tensors hold nearly the same values (devices and dtypes aside); `NoValues`
+    for a `meta` tensor."""
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
         return False
+    first, second = _values(a), _values(b)
     if a.shape != b.shape:
         return False
-    return torch.allclose(a.detach().cpu().double(), b.detach().cpu().double(), atol=atol, rtol=rtol)
+    return torch.allclose(first, second, atol=atol, rtol=rtol)
 
 
 def shown(value: object) -> str | Msg:
