@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from buflesson.grading.channel import EXIT_BROKEN, EXIT_CHANNEL, EXIT_SETUP, Closed
-from buflesson.grading.child import linux
+from buflesson.grading.child import linux, seccomp
 from buflesson.grading.child.rootfs import INSIDE, build_root
 
 AUTO, NAMESPACES, BASIC = "auto", "namespaces", "basic"
@@ -40,6 +40,7 @@ LEVELS = (AUTO, NAMESPACES, BASIC)
 UID_BASE = 2_100_000_000  # a notebook of worker slot k runs as uid UID_BASE + k (as root, with namespaces)
 SETUP_FAILED = EXIT_SETUP
 SYSTEM = ("/usr", "/etc")
+MAX_FILES = 1024  # open files per process: each socket or pipe holds kernel memory no limit counts
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,7 @@ def _run_child(
         if sandbox.level == NAMESPACES:
             _drop_privileges(uid)
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        seccomp.install()
     except BaseException as error:  # noqa: BLE001 - no student code has run yet
         _report_setup_failure(channel_fd, error)
         os._exit(SETUP_FAILED)
@@ -331,6 +333,7 @@ def _set_limits(sandbox: Sandbox, uid: int | None) -> None:
     _set_limit(resource.RLIMIT_FSIZE, sandbox.disk_mb * 2**20)
     _set_limit(resource.RLIMIT_CPU, sandbox.cpu_seconds, sandbox.cpu_seconds + 1)
     _set_limit(resource.RLIMIT_AS, address_space() + sandbox.memory_mb * 2**20)
+    _set_limit(resource.RLIMIT_NOFILE, min(MAX_FILES, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
     if uid is not None or sandbox.user_namespace:  # a uid (or namespace) of its own: counted from 0
         _set_limit(resource.RLIMIT_NPROC, sandbox.processes)
     elif os.getuid() != 0:  # the grader's own uid: what it runs already, and the notebook's share
