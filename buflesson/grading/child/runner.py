@@ -34,11 +34,12 @@ def serve_notebook(shell, cell_timeout: float) -> Callable[[int], None]:
     """What the sandbox runs in the child: `run(channel_fd)`."""
 
     def run(channel_fd: int) -> None:
+        device = _device()  # before the notebook's folder is on sys.path: no module of its runs here
         sys.path.insert(0, "")  # the student's own modules, in the notebook's folder
         channel = frames.Channel(socket.socket(fileno=channel_fd), frames.MAX_STEP)
         timer = CellTimer(cell_timeout)
         check = grader_check(channel, timer)
-        channel.send_json(frames.HELLO, {"device": _device()})
+        channel.send_json(frames.HELLO, {"device": device})
         while True:
             try:
                 kind, payload = channel.receive()
