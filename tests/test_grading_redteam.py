@@ -263,3 +263,31 @@ def test_a_meta_tensor_never_passes_for_a_value(lessons):
     honest, lying = lessons[("honest_mask", LESSON_03)], lessons[("meta_lie", LESSON_03)]
     assert honest["3.2"] == "0" and lying["3.2"] == "0", lying
     assert lying["3.1"] == "1"  # its honest part
+
+
+# --- what one reply may cost the judge ------------------------------------------------------------
+
+
+def _raw(header: bytes) -> bytes:
+    import struct
+
+    from buflesson import wire
+
+    return wire.MAGIC + struct.pack("<Q", len(header)) + header
+
+
+def test_a_reply_cannot_make_the_judge_decode_more_than_a_message_may_hold():
+    """A notebook's process writes its replies itself: one whose JSON holds millions of items (that
+    no encoder would make) cost the judge 9 s of CPU per reply, most of it holding the lock every
+    other notebook's conversation needs. Decoding counts items as encoding does, and the JSON part
+    is capped before it is parsed."""
+    from buflesson import wire
+
+    items = b",".join([b"1"] * (wire.MAX_ITEMS + 10))
+    many = b'{"v":{"$dict":[["value",1],["junk",[' + items + b']]]},"t":[]}'
+    with pytest.raises(wire.WireError, match="items"):
+        wire.loads(_raw(many))
+    big = b'{"v":"' + b"x" * (wire.MAX_HEADER + 1) + b'","t":[]}'
+    with pytest.raises(wire.WireError, match="header"):
+        wire.loads(_raw(big))
+    assert wire.loads(wire.dumps({"value": list(range(1000))})) == {"value": list(range(1000))}
