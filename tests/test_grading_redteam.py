@@ -120,6 +120,16 @@ found = len(held) >= 2048
     + FOUND
 )
 
+POSIX_MQUEUE = (
+    LIBC
+    + """
+libc.syscall.restype = ctypes.c_long
+fd = libc.syscall(240, b"buflesson-redteam-queue", 0o102, 0o600, None)  # mq_open(O_CREAT | O_RDWR)
+found = fd >= 0  # at the basic level, the queue outlives the notebook
+"""
+    + FOUND
+)
+
 
 def _sandbox_cases() -> dict[str, tuple[nbformat.NotebookNode, tuple[str, ...]]]:
     right = ("1", "2", "0")  # a right Scale, and answer = 41: the attack did not get anywhere
@@ -165,6 +175,23 @@ def test_json_nested_too_deep_is_one_invalid_row_and_the_run_goes_on(sandboxed):
     deep = row_of(out, "deep")
     assert deep["status"] == "invalid" and "nested too deep" in deep["error"], deep
     assert len(rows_of(out)) == len(cases) + 1
+
+
+def test_the_basic_level_filters_the_same_calls(tmp_path):
+    """Without namespaces, System V segments and POSIX queues live in the host's IPC namespace and
+    outlive the notebook: the filter refuses them there too."""
+    cases = {"right": answer_nb(), "sysv_shm": notebook(RIGHT_SCALE, SYSV_SHM)}
+    cases["posix_mqueue"] = notebook(RIGHT_SCALE, POSIX_MQUEUE)
+    cases["memfd"] = notebook(RIGHT_SCALE, MEMFD)
+    for student, nb in cases.items():
+        put(tmp_path / "course", f"{student}/{LESSON}.ipynb", nb)
+    args = ["grade", "course", "--answers", str(ANSWERS), "--hidden", str(HIDDEN), "--out", "out"]
+    run = grader(*args, "--sandbox", "basic", "--jobs", "2", *LIMITS, cwd=tmp_path, tmp=tmp_path / "tmp")
+    assert run.returncode == 0, run.stderr
+    assert points(row_of(tmp_path / "out", "right")) == ("1", "2", "1")
+    for student in ("sysv_shm", "posix_mqueue", "memfd"):
+        row = row_of(tmp_path / "out", student)
+        assert points(row) == ("1", "2", "0"), row
 
 
 # --- real lessons: what the judge decides from a reply --------------------------------------------

@@ -4,8 +4,9 @@ or leave something behind are refused (EPERM), whatever its uid or namespace.
 - new namespaces (`unshare`, `setns`, `clone` with a `CLONE_NEW*` flag): a user namespace of its
   own would let it mount a tmpfs of any size, outside `--disk`;
 - mounts of any kind (`mount`, the new mount API, `pivot_root`);
-- `memfd_create` and System V shared memory, message queues and semaphores: memory that no file
-  size limit, address-space limit or tmpfs caps (and, at the basic level, that outlives it);
+- `memfd_create`, System V shared memory, message queues and semaphores, POSIX message queues:
+  memory that no file size limit, address-space limit or tmpfs caps (and, at the basic level,
+  that outlives the notebook);
 - the kernel keyrings (`add_key`, `request_key`, `keyctl`): they are kept per uid, so a key outlives
   the notebook and is read by the next notebook that runs as that uid;
 - `bpf`, `perf_event_open`, `userfaultfd`, `io_uring_setup`: nothing a lesson needs.
@@ -52,7 +53,7 @@ _SYSCALLS = {
             "unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155,
             "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
             "fspick": 433, "mount_setattr": 442, "memfd_create": 319, "memfd_secret": 447,
-            "shmget": 29, "msgget": 68, "semget": 64, "add_key": 248, "request_key": 249,
+            "shmget": 29, "msgget": 68, "semget": 64, "mq_open": 240, "add_key": 248, "request_key": 249,
             "keyctl": 250, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323,
             "io_uring_setup": 425,
         },
@@ -65,7 +66,7 @@ _SYSCALLS = {
             "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41,
             "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
             "fspick": 433, "mount_setattr": 442, "memfd_create": 279, "memfd_secret": 447,
-            "shmget": 194, "msgget": 186, "semget": 190, "add_key": 217, "request_key": 218,
+            "shmget": 194, "msgget": 186, "semget": 190, "mq_open": 180, "add_key": 217, "request_key": 218,
             "keyctl": 219, "bpf": 280, "perf_event_open": 241, "userfaultfd": 282,
             "io_uring_setup": 425,
         },
