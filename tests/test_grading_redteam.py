@@ -130,6 +130,14 @@ found = fd >= 0  # at the basic level, the queue outlives the notebook
     + FOUND
 )
 
+OOM_FIRST = (
+    """
+with open("/proc/self/oom_score_adj") as handle:
+    found = int(handle.read()) < 1000  # the kernel's out-of-memory killer would not pick it first
+"""
+    + FOUND
+)
+
 
 def _sandbox_cases() -> dict[str, tuple[nbformat.NotebookNode, tuple[str, ...]]]:
     right = ("1", "2", "0")  # a right Scale, and answer = 41: the attack did not get anywhere
@@ -142,6 +150,7 @@ def _sandbox_cases() -> dict[str, tuple[nbformat.NotebookNode, tuple[str, ...]]]
         "sysv_shm": (notebook(RIGHT_SCALE, SYSV_SHM), right),
         "keyring": (notebook(RIGHT_SCALE, KEYRING), right),
         "many_sockets": (notebook(RIGHT_SCALE, MANY_SOCKETS), right),
+        "oom_first": (notebook(RIGHT_SCALE, OOM_FIRST), right),
     }
 
 
@@ -160,7 +169,17 @@ def sandboxed(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "student",
-    ["right", "blank", "userns_tmpfs", "clone_newuser", "memfd", "sysv_shm", "keyring", "many_sockets"],
+    [
+        "right",
+        "blank",
+        "userns_tmpfs",
+        "clone_newuser",
+        "memfd",
+        "sysv_shm",
+        "keyring",
+        "many_sockets",
+        "oom_first",
+    ],
 )
 def test_the_notebooks_process_cannot_outgrow_its_limits_or_leave_state(sandboxed, student):
     out, cases, run = sandboxed

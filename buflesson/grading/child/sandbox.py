@@ -334,6 +334,10 @@ def _set_limits(sandbox: Sandbox, uid: int | None) -> None:
     _set_limit(resource.RLIMIT_CPU, sandbox.cpu_seconds, sandbox.cpu_seconds + 1)
     _set_limit(resource.RLIMIT_AS, address_space() + sandbox.memory_mb * 2**20)
     _set_limit(resource.RLIMIT_NOFILE, min(MAX_FILES, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+    try:  # when the machine runs out of memory, the kernel ends a notebook's process, not the judge
+        _write("/proc/self/oom_score_adj", "1000")
+    except OSError:
+        pass
     if uid is not None or sandbox.user_namespace:  # a uid (or namespace) of its own: counted from 0
         _set_limit(resource.RLIMIT_NPROC, sandbox.processes)
     elif os.getuid() != 0:  # the grader's own uid: what it runs already, and the notebook's share
