@@ -216,6 +216,21 @@ def state_dict(model: Remote) -> dict[str, torch.Tensor]:
         return model.method("state_dict")
 
 
+def choose_weights(model: Remote, names: tuple[str, ...], draw: Draw) -> dict[str, torch.Tensor]:
+    """Give `model`'s tensors `names` values the check draws (in their shape and dtype) and return
+    them. A check computes what forward must give from these, never from values the notebook chose:
+    an answer whose layers are all zeros gives zeros whatever its forward does with x."""
+    state = state_dict(model)
+    drawn = {}
+    for name in names:
+        current = state.get(name)
+        if isinstance(current, torch.Tensor) and current.is_floating_point():
+            drawn[name] = draw.randn(*current.shape).to(current.dtype)
+    with student(code("load_state_dict")):
+        model.call(drawn, method="load_state_dict", strict=False)
+    return {**state, **drawn}
+
+
 # --- kinds: what was wanted, what was found -------------------------------------------------------
 
 # (wanted, found) -> (message, hint). `{name}` is the tensor's name.

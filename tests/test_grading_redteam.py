@@ -259,6 +259,31 @@ def relabel(bench, ref):
 workbench.OPERATIONS["attr"], workbench.OPERATIONS["inventory"] = meta_attr, relabel
 """
 
+ZERO_RAMP = """
+class Ramp(nn.Module):
+    def __init__(self, features=3):
+        super().__init__()
+        self.linear = nn.Linear(features, 2)
+        nn.init.zeros_(self.linear.weight)  # every output is 0, whatever forward does with x
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x):
+        return self.linear(x)  # no ramp at all
+"""
+ZERO_STANDARDIZE = """
+class Standardize(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(3, 4)
+        self.out = nn.Linear(4, 1, bias=False)
+        nn.init.zeros_(self.out.weight)  # every output is 0, whatever forward does with x
+        self.register_buffer("mean", torch.tensor([0.5, -1.0, 2.0]))
+        self.register_buffer("std", torch.tensor([1.0, 2.0, 0.5]))
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)))  # never standardizes
+"""
+
 
 def _with(lesson: str, starts: str, source: str) -> nbformat.NotebookNode:
     """The lesson's answer notebook with the exercise cell that starts with `starts` replaced."""
@@ -282,6 +307,9 @@ def lessons(tmp_path_factory):
         _with(LESSON_02, "class Ramp", DEVICE_LIE + WRONG_RAMP),
     )
     put(root / "course", f"honest_ramp/{LESSON_02}.ipynb", _with(LESSON_02, "class Ramp", WRONG_RAMP))
+    put(root / "course", f"zero_ramp/{LESSON_02}.ipynb", _with(LESSON_02, "class Ramp", ZERO_RAMP))
+    zero = _with(LESSON_03, "class Standardize", ZERO_STANDARDIZE)
+    put(root / "course", f"zero_standardize/{LESSON_03}.ipynb", zero)
     meta = _with(LESSON_03, "class MaskedLinear", META_LIE + NON_PERSISTENT_MASK)
     put(root / "course", f"meta_lie/{LESSON_03}.ipynb", meta)
     put(
@@ -337,3 +365,12 @@ def test_a_reply_cannot_make_the_judge_decode_more_than_a_message_may_hold():
     with pytest.raises(wire.WireError, match="header"):
         wire.loads(_raw(big))
     assert wire.loads(wire.dumps({"value": list(range(1000))})) == {"value": list(range(1000))}
+
+
+def test_the_check_chooses_the_weights_forward_is_compared_with(lessons):
+    """The expected output was computed from the weights the notebook reported: zeroed layers gave
+    zeros on both sides, and a Ramp without a ramp (or a Standardize that never standardizes)
+    passed. The check now loads weights it drew itself."""
+    assert lessons[("zero_ramp", LESSON_02)]["2.1"] == "0"
+    assert lessons[("zero_standardize", LESSON_03)]["3.1"] == "0"
+    assert lessons[("zero_standardize", LESSON_03)]["3.2"] == "1"  # its honest part
