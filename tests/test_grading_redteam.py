@@ -374,3 +374,26 @@ def test_the_check_chooses_the_weights_forward_is_compared_with(lessons):
     assert lessons[("zero_ramp", LESSON_02)]["2.1"] == "0"
     assert lessons[("zero_standardize", LESSON_03)]["3.1"] == "0"
     assert lessons[("zero_standardize", LESSON_03)]["3.2"] == "1"  # its honest part
+
+
+def test_a_peak_scaled_that_never_divides_by_peak_fails_8_3():
+    """The same hole in 8.3, checked in process (the same check code as the judge's)."""
+    import torch
+    from torch import nn
+
+    from buflesson.checks import check
+    from buflesson.wild import UnsavedPeak
+
+    class PeakScaled(UnsavedPeak):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("peak", torch.ones(3))
+            nn.init.zeros_(self.linear.weight)  # every output is 0, whatever forward does with x
+            nn.init.zeros_(self.linear.bias)
+
+        def forward(self, x):
+            if self.training:
+                self.peak.copy_(torch.maximum(self.peak, x.detach().abs().amax(dim=0)))
+            return self.linear(x)  # never divides by peak
+
+    assert check("8.3", PeakScaled).status == "failed"
