@@ -6,7 +6,9 @@ Both levels (`basic`):
   limits: address space (`--memory`), CPU time, file size (`--disk`), no core files, and the
   process count (`--processes`) where the kernel applies it (never to uid 0);
 - a keeper process that runs no student code waits for it and, as a subreaper, kills every process
-  the notebook left behind (double-forked daemons included) the moment it ends.
+  the notebook left behind (double-forked daemons included) the moment it ends;
+- a seccomp filter (`seccomp`: no namespaces, mounts, memfds, IPC or keyrings), at most
+  `MAX_FILES` open files per process, and the out-of-memory killer's first pick (oom_score_adj).
 
 `namespaces` (when the grader runs as root, or user namespaces work) adds, per notebook:
 - new mount, PID, network, IPC and UTS namespaces: no network, no other process in sight, and
