@@ -397,3 +397,28 @@ def test_a_peak_scaled_that_never_divides_by_peak_fails_8_3():
             return self.linear(x)  # never divides by peak
 
     assert check("8.3", PeakScaled).status == "failed"
+
+
+def test_a_student_folder_nested_deeper_than_python_recurses_is_copied_up_to_a_depth(tmp_path):
+    """1500 nested folders beside a right notebook: the copy recursed until RecursionError and the
+    notebook was marked crashed. Folders deeper than MAX_DEPTH are now left out of the copy."""
+    import os
+
+    from buflesson.grading.judge import scratch
+
+    source = tmp_path / "alice"
+    source.mkdir()
+    handle = os.open(source, os.O_RDONLY)
+    for _ in range(1500):
+        os.mkdir("d", dir_fd=handle)
+        inner = os.open("d", os.O_RDONLY, dir_fd=handle)
+        os.close(handle)
+        handle = inner
+    os.close(handle)
+    target = tmp_path / "copy"
+    target.mkdir()
+    scratch._copy_folder(source, target, [2**30])
+    depth, folder = 0, target
+    while (folder / "d").is_dir():
+        folder, depth = folder / "d", depth + 1
+    assert depth == scratch.MAX_DEPTH

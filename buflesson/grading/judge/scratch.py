@@ -61,6 +61,7 @@ class ScratchRoot:
         os.close(self.lock)
 
 
+MAX_DEPTH = 64  # folders below a student's folder: deeper ones are not copied (each level recurses)
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -75,10 +76,11 @@ def _copy_folder(source: Path, target: Path, budget: list[int]) -> None:
         os.close(handle)
 
 
-def _copy_entries(folder: int, target: Path, budget: list[int]) -> None:
+def _copy_entries(folder: int, target: Path, budget: list[int], depth: int = 0) -> None:
     """Copy what the open folder `folder` holds into `target`. Every entry is opened relative to
     its folder and without following a link, so a link swapped in since the listing is not read.
-    What cannot be read is left out; an error writing the copy (the judge's own disk) is raised."""
+    What cannot be read is left out, and so are folders nested deeper than `MAX_DEPTH`; an error
+    writing the copy (the judge's own disk) is raised."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
@@ -96,10 +98,10 @@ def _copy_entries(folder: int, target: Path, budget: list[int]) -> None:
             continue
         if is_dir:
             try:
-                if budget[0] >= BYTES_PER_FILE:
+                if budget[0] >= BYTES_PER_FILE and depth < MAX_DEPTH:
                     (target / name).mkdir()
                     budget[0] -= BYTES_PER_FILE
-                    _copy_entries(handle, target / name, budget)
+                    _copy_entries(handle, target / name, budget, depth + 1)
             finally:
                 os.close(handle)
         else:
