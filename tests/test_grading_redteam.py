@@ -417,8 +417,38 @@ def test_a_student_folder_nested_deeper_than_python_recurses_is_copied_up_to_a_d
     os.close(handle)
     target = tmp_path / "copy"
     target.mkdir()
-    scratch._copy_folder(source, target, [2**30])
+    try:
+        scratch._copy_folder(source, target, [2**30])
+    finally:
+        scratch.remove_tree(source)  # pytest's own clean-up recurses: leave nothing that deep
     depth, folder = 0, target
     while (folder / "d").is_dir():
         folder, depth = folder / "d", depth + 1
     assert depth == scratch.MAX_DEPTH
+
+
+def test_a_scratch_folder_nested_deeper_than_python_recurses_is_removed(tmp_path):
+    """At the basic level a notebook writes in its scratch folder: 1500 nested folders made the
+    judge's shutil.rmtree raise RecursionError (ignore_errors does not cover it), so the run ended
+    with a traceback and exit 1, and the next run's clean-up of abandoned folders failed the same
+    way. remove_tree goes one level at a time, on a list, and follows no link."""
+    import os
+
+    from buflesson.grading.judge import scratch
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the notebook's")
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "link").symlink_to(outside)
+    handle = os.open(folder, os.O_RDONLY)
+    for _ in range(1500):
+        os.mkdir("d", dir_fd=handle)
+        inner = os.open("d", os.O_RDONLY, dir_fd=handle)
+        os.close(handle)
+        handle = inner
+    os.symlink(str(outside), "up", dir_fd=handle)
+    os.close(handle)
+    scratch.remove_tree(folder)
+    assert not folder.exists() and (outside / "keep.txt").read_text() == "not the notebook's"
