@@ -37,7 +37,10 @@ pytestmark = pytest.mark.slow
 
 LIMITS = ["--cell-timeout", "20", "--timeout", "60", "--memory", "1024", "--disk", "64", "--processes", "32"]
 FOUND = "\nanswer = 42 if found else 41\n"  # the attack's success, made visible in the score
-LIBC = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+LIBC = """import ctypes, os, platform
+libc = ctypes.CDLL(None, use_errno=True)
+ARM = platform.machine() == "aarch64"  # system call numbers: x86_64 unless aarch64
+"""
 
 USERNS_TMPFS = (
     LIBC
@@ -63,7 +66,7 @@ CLONE_NEWUSER = (
     LIBC
     + """
 import signal
-pid = libc.syscall(56, 0x10000000 | int(signal.SIGCHLD), 0, 0, 0, 0)  # clone(CLONE_NEWUSER) on x86_64
+pid = libc.syscall(220 if ARM else 56, 0x10000000 | int(signal.SIGCHLD), 0, 0, 0, 0)  # clone(CLONE_NEWUSER)
 if pid == 0:
     os._exit(0)
 found = pid > 0
@@ -101,7 +104,8 @@ KEYRING = (
     + """
 libc.syscall.restype = ctypes.c_long
 data = b"left for the next notebook of this uid"
-key = libc.syscall(248, b"user", b"buflesson-redteam", data, len(data), -4)  # add_key to the user keyring
+# add_key to the user keyring
+key = libc.syscall(217 if ARM else 248, b"user", b"buflesson-redteam", data, len(data), -4)
 found = key > 0
 """
     + FOUND
@@ -124,7 +128,8 @@ POSIX_MQUEUE = (
     LIBC
     + """
 libc.syscall.restype = ctypes.c_long
-fd = libc.syscall(240, b"buflesson-redteam-queue", 0o102, 0o600, None)  # mq_open(O_CREAT | O_RDWR)
+# mq_open(name, O_CREAT | O_RDWR)
+fd = libc.syscall(180 if ARM else 240, b"buflesson-redteam-queue", 0o102, 0o600, None)
 found = fd >= 0  # at the basic level, the queue outlives the notebook
 """
     + FOUND
