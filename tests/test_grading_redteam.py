@@ -193,6 +193,11 @@ def test_the_notebooks_process_cannot_outgrow_its_limits_or_leave_state(sandboxe
     assert row["status"] == "graded" and points(row) == cases[student][1], row
 
 
+def test_the_run_says_the_filter_is_on(sandboxed):
+    run = sandboxed[2]
+    assert "no capabilities, system-call filter)" in run.stdout, run.stdout
+
+
 def test_json_nested_too_deep_is_one_invalid_row_and_the_run_goes_on(sandboxed):
     out, cases, run = sandboxed
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr

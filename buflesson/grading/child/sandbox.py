@@ -60,15 +60,18 @@ class Sandbox:
 
     def describe(self) -> str:
         """One line for the instructor: what this level gives."""
+        calls = (
+            "system-call filter" if seccomp.program() is not None else "no system-call filter on this machine"
+        )
         if self.level == BASIC:
             return (
-                "basic (own session, scrubbed environment, resource limits, leftovers killed; "
+                f"basic (own session, scrubbed environment, resource limits, {calls}, leftovers killed; "
                 "the notebook runs as the grader's user and sees what that user sees)"
             )
         who = "uid 0 of its own user namespace" if self.user_namespace else f"its own uid ({UID_BASE}+slot)"
         return (
             f"namespaces (private filesystem with the course hidden, no network, own PID namespace, "
-            f"{self.disk_mb} MB tmpfs for all writes, {who}, no capabilities)"
+            f"{self.disk_mb} MB tmpfs for all writes, {who}, no capabilities, {calls})"
         )
 
 
