@@ -462,3 +462,27 @@ def test_a_scratch_folder_nested_deeper_than_python_recurses_is_removed(tmp_path
     os.close(handle)
     scratch.remove_tree(folder)
     assert not folder.exists() and (outside / "keep.txt").read_text() == "not the notebook's"
+
+
+def test_a_message_about_a_huge_tensor_shows_its_first_values_only():
+    """A wrong buffer of 4 million values: its message rendered every one of them (the judge spent
+    seconds holding the GIL and a gigabyte on a text it then cut to 1000 characters)."""
+    import torch
+    from torch import nn
+
+    from buflesson.checks import check
+
+    class Standardize(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = nn.Linear(3, 4)
+            self.out = nn.Linear(4, 1, bias=False)
+            self.register_buffer("mean", torch.ones(2000, 2000))
+            self.register_buffer("std", torch.ones(3))
+
+        def forward(self, x):
+            return self.out(torch.relu(self.hidden((x - self.mean[0, :3]) / self.std)))
+
+    result = check("3.1", Standardize)
+    assert result.status == "failed" and "mean starts as [1.0, 1.0" in result.message
+    assert len(result.message) < 2000
