@@ -216,6 +216,21 @@ def state_dict(model: Remote) -> dict[str, torch.Tensor]:
         return model.method("state_dict")
 
 
+def choose_weights(model: Remote, names: tuple[str, ...], draw: Draw) -> dict[str, torch.Tensor]:
+    """Give `model`'s tensors `names` values the check draws (in their shape and dtype) and return
+    them. A check computes what forward must give from these, never from values the notebook chose:
+    an answer whose layers are all zeros gives zeros whatever its forward does with x."""
+    state = state_dict(model)
+    drawn = {}
+    for name in names:
+        current = state.get(name)
+        if isinstance(current, torch.Tensor) and current.is_floating_point():
+            drawn[name] = draw.randn(*current.shape).to(current.dtype)
+    with student(code("load_state_dict")):
+        model.call(drawn, method="load_state_dict", strict=False)
+    return {**state, **drawn}
+
+
 # --- kinds: what was wanted, what was found -------------------------------------------------------
 
 # (wanted, found) -> (message, hint). `{name}` is the tensor's name.
@@ -531,22 +546,35 @@ def expect_follows_double(cls: Remote, x: torch.Tensor, names: tuple[str, ...], 
 # --- comparing ----------------------------------------------------------------------------------
 
 
+class NoValues(Exception):
+    """A comparison of values was asked for a `meta` tensor, which holds none: neither "the same"
+    nor "different" can be decided, so the check cannot pass on it (it reads "could not finish")."""
+
+
+def _values(tensor: torch.Tensor) -> torch.Tensor:
+    if tensor.device.type == "meta":
+        raise NoValues("a tensor the check compares is on the meta device and holds no values")
+    return tensor.detach().cpu().double()
+
+
 def same(a: object, b: object) -> bool:
-    """True when two tensors hold the same values (devices and dtypes aside)."""
+    """True when two tensors hold the same values (devices and dtypes aside). `NoValues` for a
+    `meta` tensor: a check compares the stand-in's tensors by shape and dtype, never with this."""
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
         return False
-    if a.device.type == "meta" or b.device.type == "meta":
-        return a.shape == b.shape
-    return a.shape == b.shape and torch.equal(a.detach().cpu().double(), b.detach().cpu().double())
+    first, second = _values(a), _values(b)
+    return a.shape == b.shape and torch.equal(first, second)
 
 
 def close(a: object, b: object, atol: float = 1e-5, rtol: float = 1e-5) -> bool:
-    """True when two tensors hold nearly the same values (devices and dtypes aside)."""
+    """True when two tensors hold nearly the same values (devices and dtypes aside); `NoValues`
+    for a `meta` tensor."""
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
         return False
+    first, second = _values(a), _values(b)
     if a.shape != b.shape:
         return False
-    return torch.allclose(a.detach().cpu().double(), b.detach().cpu().double(), atol=atol, rtol=rtol)
+    return torch.allclose(first, second, atol=atol, rtol=rtol)
 
 
 def shown(value: object) -> str | Msg:
@@ -565,8 +593,16 @@ def shown(value: object) -> str | Msg:
     return repr(value)
 
 
-def rounded(value: torch.Tensor, digits: int = 4) -> list:
-    """A tensor's values as a (nested) list of rounded numbers, for messages."""
+MAX_SHOWN = 64  # values of a tensor a message shows
+
+
+def rounded(value: torch.Tensor, digits: int = 4) -> list | str:
+    """A tensor's values as a (nested) list of rounded numbers, for messages; past `MAX_SHOWN`
+    values, its first ones and `…` (a notebook's tensor can hold millions: turning them all into
+    text cost the grader's judge seconds and a gigabyte for a message it cuts to 1000 characters)."""
+    if value.numel() > MAX_SHOWN:
+        first = torch.round(value.detach().reshape(-1)[:MAX_SHOWN].cpu().double(), decimals=digits)
+        return "[" + ", ".join(repr(v) for v in first.tolist()) + ", …]"
     data = value.detach().cpu().double()
     return torch.round(data, decimals=digits).tolist()
 

@@ -21,6 +21,7 @@ MAX_BYTES = 256 * 2**20  # a whole message
 MAX_ITEMS = 200_000  # containers' items and tensors, all together
 MAX_DEPTH = 32
 MAX_STRING = 2**20
+MAX_HEADER = 8 * 2**20  # the JSON part of a message (the tensors' bytes are apart): parsed at once
 
 
 class WireError(ValueError):
@@ -139,6 +140,8 @@ def dumps(value: object) -> bytes:
     encoder = _Encoder()
     tree = encoder.encode(value)
     header = json.dumps({"v": tree, "t": encoder.tensors}, separators=(",", ":")).encode()
+    if len(header) > MAX_HEADER:
+        raise WireError(f"a header over {MAX_HEADER} bytes")
     return MAGIC + struct.pack("<Q", len(header)) + header + b"".join(encoder.blobs)
 
 
@@ -147,10 +150,14 @@ class _Decoder:
         self.infos, self.blob, self.devices = infos, blob, devices
         self.offset = 0
         self.made: dict[int, torch.Tensor] = {}
+        self.items = 0
 
     def decode(self, node: object, depth: int = 0) -> object:
         if depth > MAX_DEPTH:
             raise WireError("nested too deep")
+        self.items += 1  # what the sender's encoder counts, so that decoding costs what encoding did
+        if self.items > MAX_ITEMS:
+            raise WireError(f"more than {MAX_ITEMS} items")
         if node is None or isinstance(node, (bool, int, str)):
             return node
         if isinstance(node, list):
@@ -254,6 +261,8 @@ def loads(data: bytes, *, devices: bool = True) -> object:
     (length,) = struct.unpack("<Q", data[4:12])
     if length > len(data) - 12:
         raise WireError("truncated message")
+    if length > MAX_HEADER:
+        raise WireError(f"a header over {MAX_HEADER} bytes")
     try:
         header = json.loads(bytes(data[12 : 12 + length]))
     except ValueError:

@@ -12,6 +12,7 @@ from buflesson.models import PlainOffset
 from buflesson.probes import (
     Draw,
     attempt,
+    choose_weights,
     close,
     convert,
     expect_module_class,
@@ -143,7 +144,8 @@ def ramp_on_input_device(answer: Remote) -> None:
 
     # The lesson's size on the CPU: the formula, and nothing kept on the model.
     model = _build(answer, LESSON_FEATURES, draw.seed())
-    state = _layer(model, LESSON_FEATURES)
+    _layer(model, LESSON_FEATURES)
+    state = choose_weights(model, LAYER, draw)
     x = draw.randn(rows_a, LESSON_FEATURES)
     where = Msg("For Ramp(3) on the cpu and a float32 input of shape {shape}", shape=tuple(x.shape))
     out = attempt(model, x)
@@ -178,7 +180,8 @@ def ramp_on_input_device(answer: Remote) -> None:
     sized = {}
     for features, rows_n in ((wide, rows_b), (narrow, rows_c)):
         sized[features] = _build(answer, features, draw.seed())
-        state_n = _layer(sized[features], features)
+        _layer(sized[features], features)
+        state_n = choose_weights(sized[features], LAYER, draw)
         xn = draw.randn(rows_n, features)
         where = Msg("For Ramp({features}) on an input with {features} features", features=features)
         _values(_run(sized[features], xn, where, SIZE_HINT), xn, state_n, where, SIZE_HINT, 1e-4)
@@ -186,7 +189,7 @@ def ramp_on_input_device(answer: Remote) -> None:
     # The device: a model that already ran on the CPU, moved, then run under CUDA's device rule.
     device = answer.session.device()
     model = sized[wide]
-    state = state_dict(model)
+    state = choose_weights(model, LAYER, draw)
     convert(model, "to", device)
     x = draw.randn(rows_a, wide)
     where = Msg("After model.to({device!r})", device=str(device))
@@ -207,7 +210,7 @@ def ramp_on_input_device(answer: Remote) -> None:
     model = sized[narrow]
     for method, dtype, tol in (("double", torch.float64, 1e-6), ("half", torch.float16, 5e-2)):
         convert(model, method)
-        state = state_dict(model)
+        state = choose_weights(model, LAYER, draw)
         xd = draw.randn(rows_b, narrow).to(dtype)
         where = Msg("After model.{method}()", method=method)
         out = _run(model, xd, Msg("{where}, on a {dtype} input", where=where, dtype=str(dtype)), DTYPE_HINT)

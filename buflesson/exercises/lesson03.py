@@ -12,6 +12,7 @@ from buflesson.inventory import BUFFER
 from buflesson.probes import (
     Draw,
     build,
+    choose_weights,
     close,
     expect_dtype_follows,
     expect_follows_double,
@@ -33,6 +34,7 @@ from buflesson.probes import (
 MEAN = torch.tensor([0.5, -1.0, 2.0])
 STD = torch.tensor([1.0, 2.0, 0.5])
 MASK = torch.tril(torch.ones(3, 3))
+STANDARDIZE_LAYERS = ("hidden.weight", "hidden.bias", "out.weight")
 LESSON_ROWS = (4,)  # the batch size the lesson's sample_input() gives: never the only one checked
 
 
@@ -85,8 +87,8 @@ def standardize_with_buffers(answer: Remote) -> None:
         expect_kind(answer, model, name, BUFFER, sample=x)
     mean = _expect_values(model, "mean", MEAN)
     std = _expect_values(model, "std", STD)
-    state = state_dict(model)
-    _layers(state, ("hidden.weight", "hidden.bias", "out.weight"), N_("Keep the two given nn.Linear lines."))
+    _layers(state_dict(model), STANDARDIZE_LAYERS, N_("Keep the two given nn.Linear lines."))
+    state = choose_weights(model, STANDARDIZE_LAYERS, draw)
     for sample in (x, y):
         out = forward(model, sample)
         expect_dtype_follows(out, sample)
@@ -111,7 +113,9 @@ def standardize_with_buffers(answer: Remote) -> None:
 
     expect_runs_on_device(answer, x, ("mean", "std"))
     doubled = expect_follows_double(answer, x, ("mean", "std"))
-    expected = _standardize(x.double(), state_dict(doubled), MEAN.double(), STD.double())
+    expected = _standardize(
+        x.double(), choose_weights(doubled, STANDARDIZE_LAYERS, draw), MEAN.double(), STD.double()
+    )
     if not close(forward(doubled, x.double()), expected):
         raise Fail("After model.double(), forward gives other values than before.")
     leaves_global_state(before, answer.session.state(), N_("Building and running your model"))
@@ -142,8 +146,12 @@ def masked_linear(answer: Remote) -> None:
             "mask requires grad, so backward() computes a gradient for it that nobody uses.",
             "Register the tensor without requires_grad=True: torch.tril(torch.ones(3, 3)) is all it takes.",
         )
-    state = state_dict(model)
-    _layers(state, ("linear.weight", "linear.bias"), N_("Keep the given line self.linear = nn.Linear(3, 3)."))
+    _layers(
+        state_dict(model),
+        ("linear.weight", "linear.bias"),
+        N_("Keep the given line self.linear = nn.Linear(3, 3)."),
+    )
+    state = choose_weights(model, ("linear.weight", "linear.bias"), draw)
     for sample in (x, y):
         expected = F.linear(sample, state["linear.weight"] * MASK, state["linear.bias"])
         out = forward(model, sample)

@@ -20,6 +20,7 @@ from buflesson.probes import (
     as_msg,
     attempt,
     build,
+    choose_weights,
     close,
     code,
     convert,
@@ -413,12 +414,12 @@ def saved_peak(answer: Remote) -> None:
     model = build(answer, seed=draw.seed())
     expect_kind(answer, model, "peak", BUFFER, sample=x)
     peak = expect_start(model, "peak", torch.ones(3), "torch.ones(3)")
-    state = state_dict(model)
     _expect_layer(
-        state,
+        state_dict(model),
         {"linear.weight": (2, 3), "linear.bias": (2,)},
         N_("Keep UnsavedPeak's layer: call super().__init__() first."),
     )
+    state = choose_weights(model, LAYER, draw)
 
     # Training mode: each forward raises peak to the largest magnitude seen, then divides by it.
     with_model = N_("Keep UnsavedPeak's forward: PeakScaled only registers peak again in __init__.")

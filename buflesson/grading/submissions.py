@@ -84,6 +84,8 @@ def read_notebook(data: bytes) -> nbformat.NotebookNode:
         raw = json.loads(text)
     except ValueError as error:
         raise InvalidNotebook(f"not valid JSON ({error}); was the download cut short?") from None
+    except RecursionError:  # JSON nested deeper than Python's parser goes: no notebook is
+        raise InvalidNotebook("not a notebook: its JSON is nested too deep") from None
     if not isinstance(raw, dict) or "nbformat" not in raw:
         raise InvalidNotebook("not a notebook: the JSON has no nbformat version")
     version = raw.get("nbformat")

@@ -34,11 +34,12 @@ def serve_notebook(shell, cell_timeout: float) -> Callable[[int], None]:
     """What the sandbox runs in the child: `run(channel_fd)`."""
 
     def run(channel_fd: int) -> None:
+        device = _device()  # before the notebook's folder is on sys.path: no module of its runs here
         sys.path.insert(0, "")  # the student's own modules, in the notebook's folder
         channel = frames.Channel(socket.socket(fileno=channel_fd), frames.MAX_STEP)
         timer = CellTimer(cell_timeout)
         check = grader_check(channel, timer)
-        channel.send_json(frames.HELLO, {})
+        channel.send_json(frames.HELLO, {"device": device})
         while True:
             try:
                 kind, payload = channel.receive()
@@ -50,6 +51,14 @@ def serve_notebook(shell, cell_timeout: float) -> Callable[[int], None]:
             channel.send_json(frames.DONE, run_step(shell, step, timer, check))
 
     return run
+
+
+def _device() -> str:
+    """The device checks move models to in this process, said in the hello, before any of the
+    notebook's code has run: the judge takes it from there, never from a later answer."""
+    from buflesson.devices import checking_device
+
+    return str(checking_device())
 
 
 _MISSING = object()

@@ -6,7 +6,9 @@ Both levels (`basic`):
   limits: address space (`--memory`), CPU time, file size (`--disk`), no core files, and the
   process count (`--processes`) where the kernel applies it (never to uid 0);
 - a keeper process that runs no student code waits for it and, as a subreaper, kills every process
-  the notebook left behind (double-forked daemons included) the moment it ends.
+  the notebook left behind (double-forked daemons included) the moment it ends;
+- a seccomp filter (`seccomp`: no namespaces, mounts, memfds, IPC or keyrings), at most
+  `MAX_FILES` open files per process, and the out-of-memory killer's first pick (oom_score_adj).
 
 `namespaces` (when the grader runs as root, or user namespaces work) adds, per notebook:
 - new mount, PID, network, IPC and UTS namespaces: no network, no other process in sight, and
@@ -32,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from buflesson.grading.channel import EXIT_BROKEN, EXIT_CHANNEL, EXIT_SETUP, Closed
-from buflesson.grading.child import linux
+from buflesson.grading.child import linux, seccomp
 from buflesson.grading.child.rootfs import INSIDE, build_root
 
 AUTO, NAMESPACES, BASIC = "auto", "namespaces", "basic"
@@ -40,6 +42,7 @@ LEVELS = (AUTO, NAMESPACES, BASIC)
 UID_BASE = 2_100_000_000  # a notebook of worker slot k runs as uid UID_BASE + k (as root, with namespaces)
 SETUP_FAILED = EXIT_SETUP
 SYSTEM = ("/usr", "/etc")
+MAX_FILES = 1024  # open files per process: each socket or pipe holds kernel memory no limit counts
 
 
 @dataclass(frozen=True)
@@ -57,15 +60,18 @@ class Sandbox:
 
     def describe(self) -> str:
         """One line for the instructor: what this level gives."""
+        calls = (
+            "system-call filter" if seccomp.program() is not None else "no system-call filter on this machine"
+        )
         if self.level == BASIC:
             return (
-                "basic (own session, scrubbed environment, resource limits, leftovers killed; "
+                f"basic (own session, scrubbed environment, resource limits, {calls}, leftovers killed; "
                 "the notebook runs as the grader's user and sees what that user sees)"
             )
         who = "uid 0 of its own user namespace" if self.user_namespace else f"its own uid ({UID_BASE}+slot)"
         return (
             f"namespaces (private filesystem with the course hidden, no network, own PID namespace, "
-            f"{self.disk_mb} MB tmpfs for all writes, {who}, no capabilities)"
+            f"{self.disk_mb} MB tmpfs for all writes, {who}, no capabilities, {calls})"
         )
 
 
@@ -276,6 +282,7 @@ def _run_child(
         if sandbox.level == NAMESPACES:
             _drop_privileges(uid)
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        seccomp.install()
     except BaseException as error:  # noqa: BLE001 - no student code has run yet
         _report_setup_failure(channel_fd, error)
         os._exit(SETUP_FAILED)
@@ -331,6 +338,11 @@ def _set_limits(sandbox: Sandbox, uid: int | None) -> None:
     _set_limit(resource.RLIMIT_FSIZE, sandbox.disk_mb * 2**20)
     _set_limit(resource.RLIMIT_CPU, sandbox.cpu_seconds, sandbox.cpu_seconds + 1)
     _set_limit(resource.RLIMIT_AS, address_space() + sandbox.memory_mb * 2**20)
+    _set_limit(resource.RLIMIT_NOFILE, min(MAX_FILES, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+    try:  # when the machine runs out of memory, the kernel ends a notebook's process, not the judge
+        _write("/proc/self/oom_score_adj", "1000")
+    except OSError:
+        pass
     if uid is not None or sandbox.user_namespace:  # a uid (or namespace) of its own: counted from 0
         _set_limit(resource.RLIMIT_NPROC, sandbox.processes)
     elif os.getuid() != 0:  # the grader's own uid: what it runs already, and the notebook's share

@@ -16,6 +16,8 @@ import os
 import signal
 import time
 
+import torch
+
 from buflesson.checks import exercises, run_check
 from buflesson.grading import channel as frames
 from buflesson.grading.course import CHECK, STUDENT, Step
@@ -26,8 +28,10 @@ from buflesson.grading.judge.scratch import ScratchRoot
 from buflesson.grading.limits import Limits
 from buflesson.handles import Remote, Session
 from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
+from buflesson.standin import STANDIN
 from buflesson.wire import Ref
 
+ACCELERATORS = ("cuda", "mps", "xpu")  # devices a child may say it checks on, besides the stand-in
 MAX_REFUSED = 20  # check requests a notebook may make that are refused before it is stopped
 EXIT_WAIT = 5.0  # seconds a child has to end once its channel closed, before "it closed its channel"
 MAX_TEXT = 300  # a reason in the gradebook
@@ -108,6 +112,7 @@ class Conversation:
         self.refused = 0
         self.deadline = started + max(30.0, limits.hard_cell_timeout)  # of the current step
         self.next_disk_check = 0.0
+        self.device = STANDIN  # the child's checking device, from its hello (before any student code)
 
     def until(self) -> float:
         return min(self.deadline, self.notebook_deadline)
@@ -197,6 +202,7 @@ class Conversation:
             raise self.broke(f"a {_name(kind)} message before the first cell")
         if hello.get("error"):
             raise Stop(CRASHED, f"the sandbox could not be set up: {short(hello['error'], 200)}")
+        self.device = checking_device(hello.get("device"))
         for number, step in enumerate(self.job.plan.steps):
             self.outcome.last_step = step.label
             self.run_step(number, step)
@@ -267,7 +273,7 @@ class Conversation:
             result = self.legacy_check(exercise_id, known.title)
         else:
             try:
-                result = run_check(exercise_id, Session(ChildLink(self)))
+                result = run_check(exercise_id, Session(ChildLink(self), self.device))
             except Stop as stop:
                 self.unfinished(exercise_id, known.title, stop)
                 raise
@@ -289,7 +295,7 @@ class Conversation:
 
     def hidden_check(self, item: HiddenCheck, visible: CheckResult) -> None:
         try:
-            result = run_hidden(item, Remote(Session(ChildLink(self)), Ref(1)), visible)
+            result = run_hidden(item, Remote(Session(ChildLink(self), self.device), Ref(1)), visible)
         except Stop as stop:
             self.unfinished(item.id, item.title, stop)
             raise
@@ -299,6 +305,17 @@ class Conversation:
         why = "ran out of time" if stop.status == TIMEOUT else "was stopped"
         message = f"The check could not finish: the notebook {why} during it."
         self.outcome.checks[column] = CheckResult(column, title, FAILED, message).to_dict()
+
+
+def checking_device(said: object) -> torch.device:
+    """The device a child said in its hello, where it is one a check may move models to (an
+    accelerator, or the stand-in); else the stand-in."""
+    if isinstance(said, str) and said.split(":")[0] in ACCELERATORS:
+        try:
+            return torch.device(said)
+        except (RuntimeError, ValueError):
+            pass
+    return STANDIN
 
 
 def _bounded(result: CheckResult) -> dict:

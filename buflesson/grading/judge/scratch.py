@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import stat
 import tempfile
 import time
@@ -54,13 +53,14 @@ class ScratchRoot:
         return folder
 
     def remove(self, folder: Path) -> None:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)
 
     def close(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        remove_tree(self.path)
         os.close(self.lock)
 
 
+MAX_DEPTH = 64  # folders below a student's folder: deeper ones are not copied (each level recurses)
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -75,10 +75,11 @@ def _copy_folder(source: Path, target: Path, budget: list[int]) -> None:
         os.close(handle)
 
 
-def _copy_entries(folder: int, target: Path, budget: list[int]) -> None:
+def _copy_entries(folder: int, target: Path, budget: list[int], depth: int = 0) -> None:
     """Copy what the open folder `folder` holds into `target`. Every entry is opened relative to
     its folder and without following a link, so a link swapped in since the listing is not read.
-    What cannot be read is left out; an error writing the copy (the judge's own disk) is raised."""
+    What cannot be read is left out, and so are folders nested deeper than `MAX_DEPTH`; an error
+    writing the copy (the judge's own disk) is raised."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
@@ -96,10 +97,10 @@ def _copy_entries(folder: int, target: Path, budget: list[int]) -> None:
             continue
         if is_dir:
             try:
-                if budget[0] >= BYTES_PER_FILE:
+                if budget[0] >= BYTES_PER_FILE and depth < MAX_DEPTH:
                     (target / name).mkdir()
                     budget[0] -= BYTES_PER_FILE
-                    _copy_entries(handle, target / name, budget)
+                    _copy_entries(handle, target / name, budget, depth + 1)
             finally:
                 os.close(handle)
         else:
@@ -131,6 +132,61 @@ def _copy_file(handle: int, target: Path, budget: list[int]) -> None:
         budget[0] -= cost
 
 
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_tree(path: Path) -> None:
+    """Remove `path` and what it holds, following no link, however deep it goes: a notebook (at
+    the basic level) writes in its folder, and 1500 nested folders made shutil.rmtree, which
+    recurses, raise RecursionError (past ignore_errors) in the judge, at the end of every later run
+    too. One open folder per level, on a list; what cannot be removed is left, and never revisited."""
+    try:
+        top = os.open(path, _DIR)
+    except FileNotFoundError:
+        return
+    except OSError:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return
+    stack: list[tuple[int, str]] = [(top, "")]
+    tried: set[tuple[int, int]] = set()
+    while stack:
+        handle = stack[-1][0]
+        deeper = None
+        try:
+            entries = list(os.scandir(handle))
+        except OSError:
+            entries = []
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    if (info.st_dev, info.st_ino) in tried:
+                        continue
+                    tried.add((info.st_dev, info.st_ino))
+                    deeper = (os.open(entry.name, _DIR, dir_fd=handle), entry.name)
+                    break
+                os.unlink(entry.name, dir_fd=handle)
+            except OSError:
+                continue
+        if deeper is not None:
+            stack.append(deeper)
+            continue
+        handle, name = stack.pop()
+        os.close(handle)
+        if stack:
+            try:
+                os.rmdir(name, dir_fd=stack[-1][0])
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 def remove_abandoned(parent: Path) -> list[Path]:
     """Remove the run folders under `parent` whose grader is gone (their lock is free)."""
     removed = []
@@ -153,7 +209,7 @@ def remove_abandoned(parent: Path) -> list[Path]:
         except BlockingIOError:
             os.close(handle)
             continue
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)
         if handle is not None:
             os.close(handle)
         removed.append(folder)
