@@ -12,7 +12,6 @@ few again in the basic sandbox.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import subprocess
 import time
@@ -37,7 +36,6 @@ from grading_fixture import (
     rows_of,
 )
 
-from buflesson.checks import exercises
 from buflesson.release import handout
 
 pytestmark = pytest.mark.slow
@@ -595,22 +593,3 @@ def test_lesson_03_is_graded_through_the_protocol(tmp_path):
     assert (rows["right"]["3.1"], rows["right"]["3.2"], rows["right"]["score"]) == ("1", "1", "2")
     assert rows["blank"]["score"] == "0" and rows["cheat"]["score"] == "0"
     assert rows["cheat"]["3.1"] == "0"
-    text = feedback(tmp_path / "out", "right")
-    assert "checked by a check not yet ported" not in text  # lesson 3 is decided in the judge
-
-
-def test_a_lesson_still_on_legacy_checks_says_so(tmp_path):
-    root = Path(__file__).resolve().parent.parent
-    answers = root / "notebooks" / "answers"
-    (legacy,) = [p for p in sorted(answers.glob("01-*.ipynb"))]
-    put(tmp_path / "course", f"right/{legacy.name}", nbformat.read(legacy, as_version=4))
-    args = ["grade", "course", "--answers", str(answers), "--out", "out", "--jobs", "1"]
-    run = grader(*args, cwd=tmp_path, tmp=tmp_path / "tmp")
-    assert run.returncode == 0, run.stderr
-    (result,) = [p for p in (tmp_path / "out" / "results").glob("*.json")]
-    checks = json.loads(result.read_text())["checks"]
-    known = exercises()
-    legacy = {c["exercise"] for c in checks if getattr(known[c["exercise"]].test, "in_process_only", False)}
-    for check in checks:  # a not-yet-ported check is marked as decided beside the notebook, and only it
-        assert (check.get("decided_in") == "child") == (check["exercise"] in legacy)
-    assert ("checked by a check not yet ported" in feedback(tmp_path / "out", "right")) == bool(legacy)

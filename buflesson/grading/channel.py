@@ -6,14 +6,12 @@ pickled, so reading a frame runs no code. The receiving side caps the size of wh
 
     judge -> child   STEP     {"n", "kind", "label", "source"}   run this cell
                      REQUEST  wire bytes                          one operation of a check
-                     LEGACY   {"exercise"}                        run this not-yet-ported check here
                      RESULT   {"status", "message", ...}          the check is over (what it showed)
                      REFUSED  {"reason"}                          a check request that was not accepted
     child -> judge   HELLO    {}                                  ready for the first cell
                      DONE     {"n", "error", "timeout", ...}      the cell has run
                      CHECK    {"exercise"}                        the check cell asks for its check
                      REPLY    wire bytes                          the answer to one REQUEST
-                     LEGACY_RESULT {"status", "message", "hint"}
 """
 
 from __future__ import annotations
@@ -23,9 +21,9 @@ import socket
 import struct
 import time
 
-STEP, REQUEST, LEGACY, RESULT, REFUSED = b"S", b"Q", b"L", b"R", b"X"
-HELLO, DONE, CHECK, REPLY, LEGACY_RESULT = b"H", b"D", b"C", b"P", b"T"
-KINDS = {STEP, REQUEST, LEGACY, RESULT, REFUSED, HELLO, DONE, CHECK, REPLY, LEGACY_RESULT}
+STEP, REQUEST, RESULT, REFUSED = b"S", b"Q", b"R", b"X"
+HELLO, DONE, CHECK, REPLY = b"H", b"D", b"C", b"P"
+KINDS = {STEP, REQUEST, RESULT, REFUSED, HELLO, DONE, CHECK, REPLY}
 
 HEADER = struct.Struct(">cI")
 

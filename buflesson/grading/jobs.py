@@ -36,7 +36,6 @@ class Outcome:
     cell_timeouts: list[str] = field(default_factory=list)  # labels of cells stopped by the alarm
     check_errors: dict[str, tuple[str, bool]] = field(default_factory=dict)  # exercise -> (error, NIE)
     notes: list[str] = field(default_factory=list)  # refused requests and other protocol notes
-    legacy: list[str] = field(default_factory=list)  # exercises checked in the child (not yet ported)
     stopped: str = ""  # why the notebook was stopped before its end (empty: it ran to the end)
     stop_status: str = ""  # TIMEOUT or CRASHED when stopped
     last_step: str = "the start"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from buflesson import wire
 from buflesson.grading import channel as frames
 from buflesson.grading.child.alarm import CellTimeout, CellTimer
-from buflesson.results import FAILED, CheckResult
+from buflesson.results import CheckResult
 from buflesson.workbench import Workbench
 
 
@@ -43,9 +43,6 @@ def _serve(channel: frames.Channel, bench: Workbench, timer: CellTimer) -> Check
         kind, payload = channel.receive()
         if kind == frames.REQUEST:
             channel.send(frames.REPLY, answer(bench, payload, timer))
-        elif kind == frames.LEGACY:
-            exercise_id = str(frames.parse_json(payload).get("exercise"))
-            channel.send_json(frames.LEGACY_RESULT, legacy_check(bench, exercise_id, timer))
         elif kind == frames.RESULT:
             shown = frames.parse_json(payload)
             fields = ("exercise", "title", "status", "message", "hint")
@@ -69,24 +66,6 @@ def answer(bench: Workbench, request: bytes, timer: CellTimer) -> bytes:
     except BaseException as caught:  # noqa: BLE001 - SystemExit from a student's __init__ included
         error = {"type": type(caught).__name__, "message": _text(caught)}
     return wire.dumps({"error": {**error, "not_implemented": False}})
-
-
-def legacy_check(bench: Workbench, exercise_id: str, timer: CellTimer) -> dict:
-    """TRANSITIONAL: a check not yet ported to the handle API runs here, next to the answer. The
-    judge marks what it returns as decided in the child (a hostile notebook could change it)."""
-    from buflesson.checks import exercises, run_check
-    from buflesson.handles import LocalLink, Session
-
-    try:
-        if exercise_id not in exercises():
-            return CheckResult(exercise_id, "", FAILED, "No such exercise here.").to_dict()
-        with timer.running():
-            return run_check(exercise_id, Session(LocalLink(bench))).to_dict()
-    except CellTimeout:
-        message = f"The check ran past the {timer.seconds:g} s limit per cell."
-    except BaseException as caught:  # noqa: BLE001
-        message = f"The check could not finish: {type(caught).__name__}: {_text(caught)}"
-    return CheckResult(exercise_id, "", FAILED, message).to_dict()
 
 
 def _text(error: BaseException) -> str:

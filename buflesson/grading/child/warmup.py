@@ -37,9 +37,6 @@ def warm_up(imports: list[str]):
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a lesson's optional import
             pass
-    from buflesson import checks
-
-    checks.exercises()  # the not-yet-ported checks run in the child (see serve.legacy_check)
     saved = torch.get_rng_state(), random.getstate(), torch.get_default_dtype(), torch.is_grad_enabled()
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):

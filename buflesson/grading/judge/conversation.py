@@ -27,7 +27,7 @@ from buflesson.grading.judge.children import Child, Zygote, ZygoteError
 from buflesson.grading.judge.scratch import ScratchRoot
 from buflesson.grading.limits import Limits
 from buflesson.handles import Remote, Session
-from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED, CheckResult
+from buflesson.results import FAILED, CheckResult
 from buflesson.standin import STANDIN
 from buflesson.wire import Ref
 
@@ -269,8 +269,6 @@ class Conversation:
         known = exercises().get(exercise_id)
         if known is None:
             result = CheckResult(exercise_id, "", FAILED, "This course has no check for this exercise.")
-        elif getattr(known.test, "in_process_only", False):
-            result = self.legacy_check(exercise_id, known.title)
         else:
             try:
                 result = run_check(exercise_id, Session(ChildLink(self), self.device))
@@ -279,19 +277,6 @@ class Conversation:
                 raise
         self.outcome.checks[exercise_id] = _bounded(result)
         return result
-
-    def legacy_check(self, exercise_id: str, title: str) -> CheckResult:
-        """TRANSITIONAL: a check not yet ported to the handle API runs in the child; its result is
-        taken as the child reports it and the exercise is listed in `Outcome.legacy`."""
-        self.send_json(frames.LEGACY, {"exercise": exercise_id})
-        kind, payload = self.receive()
-        if kind != frames.LEGACY_RESULT:
-            raise self.broke(f"a {_name(kind)} message while a check waited for its result")
-        said = self.json(payload)
-        status = said.get("status") if said.get("status") in (PASSED, FAILED, NOT_ATTEMPTED) else FAILED
-        self.outcome.legacy.append(exercise_id)
-        message, hint = short(said.get("message", ""), MAX_MESSAGE), short(said.get("hint", ""), MAX_MESSAGE)
-        return CheckResult(exercise_id, title, status, message, hint)
 
     def hidden_check(self, item: HiddenCheck, visible: CheckResult) -> None:
         try:
@@ -332,7 +317,6 @@ def _name(kind: bytes) -> str:
         frames.DONE: "cell-done",
         frames.CHECK: "check-request",
         frames.REPLY: "reply",
-        frames.LEGACY_RESULT: "check-result",
     }
     return names.get(kind, f"{kind!r}")
 

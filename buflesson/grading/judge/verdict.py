@@ -20,10 +20,6 @@ from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED
 
 KEEP, ZERO = "keep", "zero"
 TEXT_KEYS = ("title", "status", "message", "hint")
-LEGACY_NOTE = (
-    "{which} checked by a check not yet ported to the grader's judge: it ran beside the notebook, so the "
-    "notebook could have changed its result."
-)
 
 
 @dataclass(frozen=True)
@@ -107,8 +103,7 @@ def verdict(
     for column, exercise_id, points, hidden in scheme.columns(lesson):
         got = outcome.checks.get(column)
         if got is not None:
-            extra = {"decided_in": "child"} if exercise_id in outcome.legacy and not hidden else {}
-            checks.append(_check(column, exercise_id, *(got[k] for k in TEXT_KEYS), points, hidden, **extra))
+            checks.append(_check(column, exercise_id, *(got[k] for k in TEXT_KEYS), points, hidden))
             continue
         if exercise_id in outcome.check_errors:
             error, not_implemented = outcome.check_errors[exercise_id]
@@ -128,10 +123,6 @@ def verdict(
         )
 
     notes = list(outcome.tampered) + outcome.cell_errors + outcome.notes
-    if outcome.legacy:
-        ids = outcome.legacy
-        which = f"Exercise {ids[0]} was" if len(ids) == 1 else f"Exercises {', '.join(ids)} were each"
-        notes.append(LEGACY_NOTE.format(which=which))
     if outcome.cell_timeouts:
         notes.insert(0, f"{', '.join(outcome.cell_timeouts)} ran past {limits.say('cell_timeout')}")
 
