@@ -543,6 +543,20 @@ def _unregistered_findings(
     return findings
 
 
+def _constructor(value: object) -> str:
+    """`nn.Linear(...)`: how the code that made `value` reads, arguments left out."""
+    kind = type(value)
+    if isinstance(value, nn.Parameter):
+        return "nn.Parameter(...)"
+    if isinstance(value, nn.Module):
+        return (
+            f"nn.{kind.__name__}(...)"
+            if getattr(nn, kind.__name__, None) is kind
+            else f"{kind.__name__}(...)"
+        )
+    return "tensor"
+
+
 def _dotted_findings(model: nn.Module) -> list[Finding]:
     """Modules, parameters and buffers registered under a name with a '.' (setattr with a dotted name)."""
     findings = []
@@ -563,7 +577,7 @@ def _dotted_findings(model: nn.Module) -> list[Finding]:
                     ),
                     render(
                         "Register it under a name without '.': {code}.",
-                        code=f"self.{_identifier(key)} = ...",
+                        code=f"self.{_identifier(key)} = {_constructor(_child(module, key))}",
                     ),
                 )
             )
@@ -738,10 +752,7 @@ def _plain_finding(
                 "moves it. {where}.",
                 where=where,
             ),
-            tr(
-                "Register it: assign it directly to self, or keep several in an nn.ParameterList or "
-                "nn.ParameterDict."
-            ),
+            _parameter_fix(row, modules, model),
         )
     owner, attr = _owner_of(row, row.name, modules)
     holder = modules.get(owner, model if not owner else None)
@@ -770,11 +781,44 @@ def _plain_finding(
             ".to() does not move it. {where}.",
             where=where,
         ),
-        tr(
+        _buffer_fix(row, modules, model),
+    )
+
+
+def _local_name(row: TensorRow, modules: dict[str, nn.Module], model: nn.Module) -> str | None:
+    """The name a plain tensor attribute has in its module (`mask`), when it is one attribute and
+    register_buffer accepts the name; None for a tensor inside a container."""
+    owner, attr = _owner_of(row, row.name, modules)
+    direct = row.name == (f"{owner}.{attr}" if owner else attr)
+    return attr if direct and attr and "." not in attr else None
+
+
+def _buffer_fix(row: TensorRow, modules: dict[str, nn.Module], model: nn.Module) -> str:
+    name = _local_name(row, modules, model)
+    if name is None:
+        return tr(
             "Register it as a buffer: register_buffer(name, tensor, persistent=False) if it is "
             "computed from the constructor's arguments, or with persistent=True if it is state to save."
-        ),
+        )
+    return render(
+        "Register it as a buffer, in place of the plain assignment: "
+        "self.register_buffer({name!r}, tensor, persistent=False) if it is computed from the "
+        "constructor's arguments, or self.register_buffer({name!r}, tensor) if it is state to save.",
+        name=name,
     )
+
+
+def _parameter_fix(row: TensorRow, modules: dict[str, nn.Module], model: nn.Module) -> str:
+    owner, attr = _owner_of(row, row.name, modules)
+    holder = modules.get(owner, model if not owner else None)
+    value = vars(holder).get(attr) if holder is not None else None
+    if isinstance(value, Mapping):
+        code = f"self.{_identifier(attr)} = nn.ParameterDict({{...}})"
+    elif isinstance(value, (list, tuple)):
+        code = f"self.{_identifier(attr)} = nn.ParameterList([...])"
+    else:
+        code = f"self.{_identifier(attr)} = nn.Parameter(...)"
+    return render("Register it: {code}.", code=code)
 
 
 # -- unsaved state --------------------------------------------------------------------------
@@ -798,7 +842,9 @@ def _run_copy(
     return twin, None, True
 
 
-def _unsaved_findings(table: Inventory, model: nn.Module, sample: object) -> tuple[list[Finding], list[str]]:
+def _unsaved_findings(
+    table: Inventory, model: nn.Module, sample: object, modules: dict[str, nn.Module]
+) -> tuple[list[Finding], list[str]]:
     twin, error, copied = _run_copy(model, table, sample)
     if twin is None:
         if not copied:
@@ -829,14 +875,21 @@ def _unsaved_findings(table: Inventory, model: nn.Module, sample: object) -> tup
                 "yet PyTorch does not track it, so state_dict() leaves it out and every checkpoint "
                 "loses it."
             )
-            fix = tr("Register it as a buffer: self.register_buffer(name, tensor), so it is saved and moved.")
+            fix = render(
+                "Register it as a buffer, so it is saved and moved: self.register_buffer({name!r}, tensor).",
+                name=_local_name(row, modules, model) or "name",
+            )
         else:
             message = tr(
                 "A non-persistent buffer that changed when the model ran in training mode: it is "
                 "state the model learns, yet state_dict() leaves it out, so every checkpoint loses "
                 "it and a reloaded model starts again from its initial value."
             )
-            fix = tr("Register it with persistent=True (the default) so it is saved.")
+            fix = render(
+                "Register it with persistent=True (the default) so it is saved: "
+                "self.register_buffer({name!r}, tensor).",
+                name=row.name.rpartition(".")[2],
+            )
         findings.append(Finding(row.name, UNSAVED_STATE, message, fix))
     return findings, []
 
@@ -865,7 +918,7 @@ def audit(model: nn.Module, sample: object = None) -> Audit:
     findings += _plain_findings(model, table, modules)
     notes: list[str] = []
     if sample is not None:
-        unsaved, notes = _unsaved_findings(table, model, sample)
+        unsaved, notes = _unsaved_findings(table, model, sample, modules)
         findings += unsaved
     else:
         unchecked = [
