@@ -1,6 +1,6 @@
 """`audit(model)`: state problems in any model, found with `inventory` and PyTorch itself.
 
-Four problems, each a mistake people report in public issue trackers:
+The problems, each a mistake people report in public issue trackers:
 
 - unregistered module: a module kept in a plain list, dict or tuple (not an
   `nn.ModuleList` or `nn.ModuleDict`). PyTorch never sees its parameters and
@@ -13,8 +13,14 @@ Four problems, each a mistake people report in public issue trackers:
   references still point at the model's tensors afterwards.
 - plain tensor: any other tensor kept as a plain attribute. It is not saved and
   does not move with the model. A cache that the module empties itself, in its own
-  `train()` or `_apply()` (timm's LeViT attention biases), is no problem, nor is a
-  0-dim CPU tensor, which PyTorch treats as a number next to tensors of any device.
+  `train()` or `_apply()` (timm's LeViT attention biases), or that a module above it
+  clears, is no problem, nor is one a PyTorch class keeps itself (the biases of
+  dynamically quantized RNN cells). A 0-dim CPU tensor is not reported either:
+  arithmetic treats it as a number next to tensors of any device, though some
+  operators (`clamp(min=t)`, `index_select`, `gcd`) refuse it next to GPU tensors;
+  a change to one is reported as unsaved state.
+- broken tie: a parameter also registered as a buffer, which `.to()` splits in two.
+- name with a dot: a module registered under a dotted name, whose keys collide.
 - unsaved state: a non-persistent buffer or a plain 0-dim tensor that changes when
   the model runs in training mode. Found only when `audit` is given a `sample` input.
 
@@ -67,11 +73,12 @@ BUFFER_RULE = N_(
     "device or dtype (a conversion that changes nothing keeps the same object)"
 )
 PARAMETER_RULE = N_(
-    "they keep a parameter's nn.Parameter object but give it new .data (.to('meta') replaces the object too)"
+    "they keep a parameter's nn.Parameter object but give it new .data (a move onto or off the meta device, "
+    ".to('meta') or .to_empty(), replaces the object too)"
 )
 PARAMETER_RULE_ALONE = N_(
     ".to(), .cuda(), .double() and .half() keep a parameter's nn.Parameter object but give it new .data "
-    "(.to('meta') replaces the object too)"
+    "(a move onto or off the meta device, .to('meta') or .to_empty(), replaces the object too)"
 )
 FIX = N_("Fix:")
 COLON = N_(": ")
@@ -673,8 +680,10 @@ def _computed_from(tensor: torch.Tensor, table: Inventory) -> list[TensorRow]:
 
 def is_scalar(row: TensorRow) -> bool:
     """A 0-dim tensor on the CPU: in arithmetic with tensors on any device or of any dtype PyTorch
-    treats it as a Python number, so leaving it behind at `.to()` breaks nothing. Only a change to
-    it (state that is not saved) is a problem, which needs `audit(model, sample)` to see."""
+    treats it as a Python number, so leaving it behind at `.to()` breaks arithmetic nowhere; some
+    operators do refuse it next to GPU tensors (`clamp(min=t)`, `index_select`, `gcd`,
+    `nextafter`), which is why a note names such tensors. A change to it (state that is not
+    saved) is a problem, which needs `audit(model, sample)` to see."""
     return row.shape == () and row.device == "cpu"
 
 
@@ -937,4 +946,15 @@ def audit(model: nn.Module, sample: object = None) -> Audit:
                     what=Listed(unchecked, N_(" and ")),
                 )
             )
+    scalars = [row.name for row in table if _plain_scalar(row)]
+    elsewhere = sorted({row.device for row in table if row.kind in REGISTERED} - {"cpu"})
+    if scalars and elsewhere:
+        notes.append(
+            render(
+                "{names}: plain 0-dim CPU tensors. Arithmetic treats them as numbers next to tensors on "
+                "{devices}, but some operators (clamp(min=t), index_select, gcd) refuse them there.",
+                names=short_list(scalars, 3),
+                devices=", ".join(elsewhere),
+            )
+        )
     return Audit(table.title, findings, len(table), notes)
