@@ -6,6 +6,7 @@ in the current language (`cells()`, `buflesson.i18n`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -130,6 +131,22 @@ class TensorRow:
             self.dtype,
             self.shape_text(),
         ]
+
+
+_DEFAULTS: dict[str, object] = {}
+
+
+def make_row(**fields: object) -> TensorRow:
+    """`TensorRow(**fields)` without the frozen dataclass's per-field `object.__setattr__` (an
+    inventory of GPT-2 builds 148 rows of 25 fields): the same object, built in one update."""
+    if not _DEFAULTS:
+        _DEFAULTS.update(
+            {f.name: f.default for f in dataclasses.fields(TensorRow) if f.default is not dataclasses.MISSING}
+        )
+    row = object.__new__(TensorRow)
+    row.__dict__.update(_DEFAULTS)
+    row.__dict__.update(fields)
+    return row
 
 
 COLUMNS = [

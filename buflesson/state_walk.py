@@ -43,6 +43,7 @@ from buflesson.rows import (
     TensorRow,
     describe,
     is_uninitialized,
+    make_row,
 )
 
 _INTERNAL = frozenset(vars(nn.Module()))  # training, _parameters, _buffers, _modules, the hook dicts
@@ -83,8 +84,8 @@ class _Entry:
         self.hidden_in: str | None = None
         self.module = ""  # the type name of the module that holds it
         self.held_by: list[str] = []  # plain attributes that hold this very tensor
-        self.name_kinds: dict[str, str] = {name: kind}  # the kind each registered name has
-        self.unsaved: list[str] = []  # names of a tied tensor that are no state_dict() key
+        self.name_kinds: dict[str, str] | None = None  # each registered name's kind, once it has two
+        self.unsaved: list[str] | tuple[()] = ()  # names of a tied tensor that are no state_dict() key
 
 
 class _Owned:
@@ -165,6 +166,8 @@ class Walk:
         entry = self.tensors.get(id(tensor))
         if entry is not None:
             self._alias(entry, name)
+            if entry.name_kinds is None:
+                entry.name_kinds = {entry.name: entry.kind}
             entry.name_kinds.setdefault(name, kind)
             return
         if name in self.names:  # a module name with a dot: PyTorch gives two tensors one name
@@ -391,7 +394,8 @@ class Walk:
         except Exception as error:  # a module whose state_dict() fails: say what the kinds predict
             self.state_dict_error = f"{type(error).__name__}: {error}"
             for entry in self.tensors.values():
-                entry.in_sd = any(kind in (PARAMETER, BUFFER) for kind in entry.name_kinds.values())
+                kinds = entry.name_kinds.values() if entry.name_kinds else (entry.kind,)
+                entry.in_sd = any(kind in (PARAMETER, BUFFER) for kind in kinds)
             return
         owners = {prefix: module for module in self.modules for prefix in self.prefixes[id(module)]}
         for key, value in state.items():
@@ -452,6 +456,8 @@ class Walk:
         most (a parameter is trained, a persistent buffer saved) and notes the others."""
         order = (PARAMETER, BUFFER, NON_PERSISTENT_BUFFER)
         for entry in self.tensors.values():
+            if entry.name_kinds is None:
+                continue
             kinds = set(entry.name_kinds.values())
             if len(kinds) < 2:
                 continue
@@ -518,7 +524,7 @@ def _row(entry: _Entry, places: dict[str, tuple[str, str]]) -> TensorRow:
         follows, stepped = False, target.kind == PARAMETER and target.info["requires_grad"]
     else:
         follows = stepped = False
-    return TensorRow(
+    return make_row(
         name=entry.name,
         kind=kind,
         in_state_dict=entry.in_sd,
@@ -539,7 +545,7 @@ def _row(entry: _Entry, places: dict[str, tuple[str, str]]) -> TensorRow:
         module=entry.module,
         held_by=tuple(entry.held_by),
         name_kinds=tuple(entry.name_kinds.items())
-        if len(entry.name_kinds) > 1 and len(set(entry.name_kinds.values())) > 1
+        if entry.name_kinds and len(set(entry.name_kinds.values())) > 1
         else (),
         unsaved=tuple(entry.unsaved),
         places=()
