@@ -642,11 +642,26 @@ def _slot_values(value: object) -> Iterator[tuple[str, object]]:
             continue
 
 
+_KEY_TYPES = (str, int, float, bool, bytes, type(None), enum.Enum)
+
+
+def _key_text(key: object, index: int) -> str:
+    """A dict key as Python writes it (`'mean'`, `0`); a key such as a tensor, whose repr is its
+    values, as its type and position (`<Parameter #0>`)."""
+    if isinstance(key, _KEY_TYPES) or (
+        isinstance(key, tuple) and all(isinstance(k, _KEY_TYPES) for k in key)
+    ):
+        text = repr(key)
+        if len(text) <= 60:
+            return text
+    return f"<{type(key).__name__} #{index}>"
+
+
 def _members(value: object, name: str) -> Iterator[tuple[str, object]]:
     """(name, item) for what a container or an object holds, each named as Python reads it."""
     if isinstance(value, Mapping):
-        for key, item in list(value.items()):
-            yield f"{name}[{key!r}]", item
+        for index, (key, item) in enumerate(list(value.items())):
+            yield f"{name}[{_key_text(key, index)}]", item
     elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
         for field, item in zip(value._fields, value, strict=False):
             yield f"{name}.{field}", item
