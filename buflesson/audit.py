@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import dis
 import functools
 import html
 import keyword
@@ -639,7 +640,7 @@ def _cleared_by_module(
 
 @functools.lru_cache(maxsize=1024)
 def _library_names(kind: type) -> frozenset[str]:
-    """Attribute names that PyTorch's own classes among `kind`'s bases use in their code (beyond
+    """Attribute names that PyTorch's own classes among `kind`'s bases assign in their code (beyond
     nn.Module's): attributes that PyTorch sets and looks after itself."""
     names: set[str] = set()
     for klass in kind.__mro__:
@@ -649,7 +650,7 @@ def _library_names(kind: type) -> frozenset[str]:
             function = getattr(value, "__func__", getattr(value, "fget", value))
             code = getattr(function, "__code__", None)
             if code is not None:
-                names.update(code.co_names)
+                names.update(i.argval for i in dis.get_instructions(code) if i.opname == "STORE_ATTR")
     return frozenset(names)
 
 

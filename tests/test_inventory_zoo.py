@@ -465,3 +465,11 @@ def test_a_long_fold_reads_with_a_step():
     text = str(inventory(model))
     assert "{0..198..2}.weight" in text and "{1..199..2}.bias" in text
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_a_tensor_put_on_a_library_module_is_still_reported():
+    """Only attributes PyTorch's own class assigns are PyTorch's to look after."""
+    model = nn.Sequential(nn.Linear(2, 2))
+    model[0].mask = torch.ones(2)
+    assert audit(model).problems() == {"0.mask": PLAIN_TENSOR}
+    assert audit(quantized_cells()).ok
