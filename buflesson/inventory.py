@@ -191,8 +191,10 @@ def inventory(
     Rows cover parameters, buffers (persistent, non-persistent and None), state_dict
     entries that are no registered tensor (extra state, packed quantized weights),
     tensors computed from registered ones (parametrizations, weight_norm), plain tensor
-    attributes (also inside lists, tuples and dicts, and the tensors of modules kept
-    there), and plain attributes that refer to registered tensors.
+    attributes (also inside lists, tuples, dicts, deques, dataclasses and other objects,
+    `__slots__` and class attributes, and the tensors of modules kept there), and plain
+    attributes that refer to registered tensors. One tensor registered under several names
+    is one row; `row.kind_of(name)` gives each name's own kind where they differ.
 
     Repeated blocks are shown folded (`h.{0..11}.attn.c_attn.weight`); `expand=True`
     shows every row. `kind` keeps only rows of that kind (or kinds), e.g. `"buffer"`.

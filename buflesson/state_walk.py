@@ -4,9 +4,11 @@ Registered tensors come from the same walk `named_parameters(remove_duplicate=Fa
 and `named_buffers(remove_duplicate=False)` make, so a tensor registered under several
 names (tied weights, a module used twice) is one row with the other names as aliases.
 `state_dict()` itself says which names are saved; its keys that are no registered
-tensor (packed quantized weights, `get_extra_state`) get rows of their own. Then the
-plain attributes of every module: tensors, and modules kept in plain lists, dicts or
-tuples, whose tensors PyTorch never sees. A plain attribute that holds a registered
+tensor (packed quantized weights, `get_extra_state`) get rows of their own, unless the value
+is a tensor some row already has (a plain attribute saved through `get_extra_state`). Then the
+plain attributes of every module, looked into through containers and objects (`_Finder`):
+tensors, and modules kept in plain lists, dicts or tuples, whose tensors PyTorch never sees.
+TorchScript modules are not looked into: their Python attributes mirror what TorchScript keeps. A plain attribute that holds a registered
 tensor itself is named on that tensor's row (`held_by`); one that holds a view of a
 registered tensor is a reference; a tensor recomputed from registered ones
 (parametrizations, the forward pre-hooks of `weight_norm`, `spectral_norm` and
