@@ -8,11 +8,11 @@ tensor (packed quantized weights, `get_extra_state`) get rows of their own, unle
 is a tensor some row already has (a plain attribute saved through `get_extra_state`). Then the
 plain attributes of every module, looked into through containers and objects (`_Finder`):
 tensors, and modules kept in plain lists, dicts or tuples, whose tensors PyTorch never sees.
-TorchScript modules are not looked into: their Python attributes mirror what TorchScript keeps. A plain attribute that holds a registered
-tensor itself is named on that tensor's row (`held_by`); one that holds a view of a
-registered tensor is a reference; a tensor recomputed from registered ones
-(parametrizations, the forward pre-hooks of `weight_norm`, `spectral_norm` and
-pruning) is computed.
+TorchScript modules are not looked into: their Python attributes mirror what TorchScript keeps.
+A plain attribute that holds a registered tensor itself is named on that tensor's row
+(`held_by`); one that holds a view of a registered tensor is a reference; a tensor recomputed
+from registered ones (parametrizations, the forward pre-hooks of `weight_norm`,
+`spectral_norm` and pruning) is computed.
 
 A row's `note` is written in the language current when the walk runs (`buflesson.i18n`).
 """
