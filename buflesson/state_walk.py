@@ -608,6 +608,15 @@ def _enterable(value: object) -> bool:
     return bool(_slots_of(kind)) or isinstance(_fields(value), dict)
 
 
+_FLAT_TYPES = frozenset((list, tuple, set, frozenset, dict))
+
+
+def _atoms_only(value: list | tuple | set | frozenset | dict) -> bool:
+    """A container of numbers and strings only (most containers a module keeps): nothing to look into."""
+    items = value.values() if type(value) is dict else value
+    return all(type(item) in _ATOM_TYPES for item in items)
+
+
 _CONTAINER_TYPES = frozenset((list, tuple, dict, set, frozenset, collections.deque, collections.OrderedDict))
 
 
@@ -659,26 +668,38 @@ def _key_text(key: object, index: int) -> str:
     return f"<{type(key).__name__} #{index}>"
 
 
-def _members(value: object, name: str) -> Iterator[tuple[str, object]]:
-    """(name, item) for what a container or an object holds, each named as Python reads it."""
+def _members(value: object) -> Iterator[tuple[str, object, object]]:
+    """(how, key, item) for what a container or an object holds; `_member_name` writes the name."""
     if isinstance(value, Mapping):
         for index, (key, item) in enumerate(list(value.items())):
-            yield f"{name}[{_key_text(key, index)}]", item
+            yield "key", (key, index), item
     elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
         for field, item in zip(value._fields, value, strict=False):
-            yield f"{name}.{field}", item
+            yield "field", field, item
     elif isinstance(value, (list, tuple, collections.deque)):
         for index, item in enumerate(list(value)):
-            yield f"{name}[{index}]", item
+            yield "index", index, item
     elif isinstance(value, (set, frozenset)):
         for index, item in enumerate(list(value)):
-            yield f"{name}{{{index}}}", item
+            yield "set", index, item
     else:
         fields = _fields(value)
         if fields is not None:
             for field, item in list(fields.items()):
-                yield f"{name}.{field}", item
-        yield from ((f"{name}.{slot}", item) for slot, item in _slot_values(value))
+                yield "field", field, item
+        for slot, item in _slot_values(value):
+            yield "field", slot, item
+
+
+def _member_name(name: str, how: str, key: object) -> str:
+    """The name of a member as Python reads it: `cfg['a']`, `layers[0]`, `stats.mean`, `rows{0}`."""
+    if how == "key":
+        return f"{name}[{_key_text(*key)}]"
+    if how == "index":
+        return f"{name}[{key}]"
+    if how == "set":
+        return f"{name}{{{key}}}"
+    return f"{name}.{key}"
 
 
 def _class_tensors(kind: type) -> tuple[tuple[str, torch.Tensor], ...]:
@@ -727,7 +748,7 @@ class _Finder:
             if isinstance(value, (torch.Tensor, nn.Module)):
                 yield name, value, "attribute", name
             elif id(value) not in self.clean and _enterable(value):
-                if type(value) in _CONTAINER_TYPES and not value:
+                if type(value) in _FLAT_TYPES and _atoms_only(value):
                     continue
                 kind = type(value).__name__ if type(value) in _CONTAINERS else "container"
                 self.count = 0
@@ -759,14 +780,17 @@ class _Finder:
         self, value: object, name: str, depth: int
     ) -> Generator[tuple[str, torch.Tensor | nn.Module], None, bool]:
         clean = True
-        for inner, item in _members(value, name):
+        for how, key, item in _members(value):
             self.count += 1
             if self.count > _MAX_ITEMS:
                 return False
+            if type(item) in _ATOM_TYPES:
+                continue
             if isinstance(item, (torch.Tensor, nn.Module)):
                 clean = False
-                yield inner, item
-            elif _enterable(item):
+                yield _member_name(name, how, key), item
+            elif id(item) not in self.clean and _enterable(item):
+                inner = _member_name(name, how, key)
                 clean = (yield from self._inside(item, inner, depth + 1)) and clean
         return clean
 
