@@ -748,7 +748,7 @@ class _Finder:
             if isinstance(value, (torch.Tensor, nn.Module)):
                 yield name, value, "attribute", name
             elif id(value) not in self.clean and _enterable(value):
-                if type(value) in _FLAT_TYPES and _atoms_only(value):
+                if type(value) in _FLAT_TYPES and len(value) <= 64 and _atoms_only(value):
                     continue
                 kind = type(value).__name__ if type(value) in _CONTAINERS else "container"
                 self.count = 0
