@@ -46,8 +46,9 @@ def pick_device() -> DeviceChoice:
     """Return the best accelerator present (cuda, mps, xpu), else buflesson's GPU stand-in.
 
     The stand-in is the `meta` device (shapes and dtypes, no values) under CUDA's device rule:
-    every operation that mixes it with a CPU tensor is judged as a CUDA build of PyTorch judges
-    it, and refused with `StandInDeviceError` where CUDA refuses (see `buflesson.cuda_rule`).
+    every operation that mixes it with a CPU tensor is judged by CUDA's rule as
+    `buflesson.cuda_rule` writes it down (exactly for the operators whose source was read, by a
+    simpler rule for the others) and refused with `StandInDeviceError` where that rule refuses.
     Choosing the stand-in turns that rule on for the rest of the process, in the calling thread
     (in a notebook: every later cell). On a real accelerator buflesson enforces nothing: PyTorch does.
     """

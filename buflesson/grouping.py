@@ -50,9 +50,19 @@ def template(name: str) -> tuple[str, tuple[int, ...]]:
     return _INDEX.sub(slot, name), tuple(numbers)
 
 
+_MAX_PARTS = 8  # more parts than this and a set of numbers is shortened
+
+
 def ranges(numbers: Sequence[int]) -> str:
-    """`{0..11}`, `{0,2,5}`, `{0..3,8..9}`: a sorted set of numbers, short."""
+    """`{0..11}`, `{0,2,5}`, `{0..3,8..9}`: a sorted set of numbers, short.
+
+    Every third of 300 layers is `{0..297..3}` (start..end..step, as a shell writes it); a long
+    set with no step shows its first numbers and how many more: `{0,1,5,8,13,21,…+40}`.
+    """
     values = sorted(set(numbers))
+    step = values[1] - values[0] if len(values) > 3 else 0
+    if step > 1 and all(b - a == step for a, b in zip(values, values[1:], strict=False)):
+        return "{" + f"{values[0]}..{values[-1]}..{step}" + "}"
     parts: list[str] = []
     start = previous = values[0]
     for value in [*values[1:], None]:
@@ -67,7 +77,16 @@ def ranges(numbers: Sequence[int]) -> str:
             parts.append(f"{start}..{previous}")
         if value is not None:
             start = previous = value
+    if len(parts) > _MAX_PARTS:
+        shown = parts[: _MAX_PARTS - 2]
+        hidden = len(values) - sum(_count(part) for part in shown)
+        return "{" + ",".join(shown) + f",…+{hidden}" + "}"
     return "{" + ",".join(parts) + "}"
+
+
+def _count(part: str) -> int:
+    low, _, high = part.partition("..")
+    return int(high) - int(low) + 1 if high else 1
 
 
 def _fill(pattern: str, values: Sequence[str]) -> str:

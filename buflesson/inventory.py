@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from torch import nn
 
 from buflesson import inventory_view
-from buflesson.i18n import render
+from buflesson.i18n import N_, render, tr
 from buflesson.rows import (
     BUFFER,
     COLUMNS,
@@ -29,7 +29,7 @@ from buflesson.rows import (
     REGISTERED,
     TensorRow,
 )
-from buflesson.state_walk import collect
+from buflesson.state_walk import Walk
 
 __all__ = [
     "BUFFER",
@@ -65,8 +65,11 @@ class Inventory:
         expand: bool = False,
         model_rows: list[TensorRow] | None = None,
         kinds: tuple[str, ...] = (),
+        state_dict_error: str | None = None,
     ) -> None:
         self.rows = rows
+        self.state_dict_error = state_dict_error
+        """Why `state_dict()` raised, when it did: then `in_state_dict` is what the kinds predict."""
         self.title = title
         self.expand = expand
         self.model_rows = model_rows if model_rows is not None else rows
@@ -121,20 +124,52 @@ class Inventory:
         wanted = _kinds(kinds)
         rows = [row for row in self.rows if row.kind in wanted]
         ordered = tuple(kind for kind in KINDS if kind in wanted)
-        return Inventory(rows, self.title, expand=self.expand, model_rows=self.model_rows, kinds=ordered)
+        return Inventory(
+            rows,
+            self.title,
+            expand=self.expand,
+            model_rows=self.model_rows,
+            kinds=ordered,
+            state_dict_error=self.state_dict_error,
+        )
 
     def expanded(self) -> Inventory:
         """The same inventory listing every row, repeated blocks not folded."""
-        return Inventory(self.rows, self.title, expand=True, model_rows=self.model_rows, kinds=self.kinds)
+        return Inventory(
+            self.rows,
+            self.title,
+            expand=True,
+            model_rows=self.model_rows,
+            kinds=self.kinds,
+            state_dict_error=self.state_dict_error,
+        )
+
+    def _extra(self) -> list[tuple[str, str]]:
+        if self.state_dict_error is None:
+            return []
+        return [
+            (
+                tr(N_("state_dict() fails")),
+                render(
+                    "model.state_dict() raises {error}; the saved column shows what each kind would "
+                    "give, and no checkpoint can be written until it works.",
+                    error=self.state_dict_error,
+                ),
+            )
+        ]
 
     def __str__(self) -> str:
-        return inventory_view.to_text(self.title, self.model_rows, self.rows, self.expand, self.kinds)
+        return inventory_view.to_text(
+            self.title, self.model_rows, self.rows, self.expand, self.kinds, self._extra()
+        )
 
     def __repr__(self) -> str:
         return str(self)
 
     def _repr_html_(self) -> str:
-        return inventory_view.to_html(self.title, self.model_rows, self.rows, self.expand, self.kinds)
+        return inventory_view.to_html(
+            self.title, self.model_rows, self.rows, self.expand, self.kinds, self._extra()
+        )
 
 
 def _kinds(kinds: Iterable[str]) -> set[str]:
@@ -156,8 +191,10 @@ def inventory(
     Rows cover parameters, buffers (persistent, non-persistent and None), state_dict
     entries that are no registered tensor (extra state, packed quantized weights),
     tensors computed from registered ones (parametrizations, weight_norm), plain tensor
-    attributes (also inside lists, tuples and dicts, and the tensors of modules kept
-    there), and plain attributes that refer to registered tensors.
+    attributes (also inside lists, tuples, dicts, deques, dataclasses and other objects,
+    `__slots__` and class attributes, and the tensors of modules kept there), and plain
+    attributes that refer to registered tensors. One tensor registered under several names
+    is one row; `row.kind_of(name)` gives each name's own kind where they differ.
 
     Repeated blocks are shown folded (`h.{0..11}.attn.c_attn.weight`); `expand=True`
     shows every row. `kind` keeps only rows of that kind (or kinds), e.g. `"buffer"`.
@@ -170,7 +207,11 @@ def inventory(
                 type=type(module).__name__,
             )
         )
-    table = Inventory(collect(module), title=type(module).__name__, expand=expand)
+    walk = Walk(module)
+    rows = walk.rows()
+    table = Inventory(
+        rows, title=type(module).__name__, expand=expand, state_dict_error=walk.state_dict_error
+    )
     if kind is not None:
         table = table.only(*([kind] if isinstance(kind, str) else kind))
     return table

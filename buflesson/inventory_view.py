@@ -144,7 +144,20 @@ def look_at(rows: Sequence[TensorRow]) -> list[tuple[str, str]]:
     """What a student should look at: (label, sentence) pairs, names in backticks, most surprising
     first, in the current language."""
     notes: list[tuple[str, str]] = []
-    tied = [row for row in rows if row.kind in REGISTERED and row.aliases]
+    tied = [row for row in rows if row.kind in REGISTERED and row.aliases and not row.unsaved]
+    partly = [row for row in rows if row.kind in REGISTERED and row.aliases and row.unsaved]
+    for row in partly[:2]:
+        notes.append(
+            (
+                tr(N_("tied")),
+                render(
+                    "{names}: one tensor under several names, counted once; state_dict() saves it under "
+                    "{saved} only.",
+                    names=" = ".join(f"`{name}`" for name in row.names),
+                    saved=", ".join(f"`{name}`" for name in row.names if name not in row.unsaved) or "-",
+                ),
+            )
+        )
     if tied:
         shown = "; ".join(" = ".join(f"`{name}`" for name in row.names) for row in tied[:2])
         more = render(" (+{count} more)", count=len(tied) - 2) if len(tied) > 2 else ""
@@ -301,7 +314,7 @@ def _wrap(text: str, indent: str, first: str | None = None) -> list[str]:
     return textwidth.wrap(text, WIDTH, first if first is not None else indent, indent) or [first or indent]
 
 
-def summary_text(title: str, rows: Sequence[TensorRow]) -> list[str]:
+def summary_text(title: str, rows: Sequence[TensorRow], extra: Sequence[tuple[str, str]] = ()) -> list[str]:
     """The summary: headline, a line per kind, and what to look at."""
     lines = _wrap(headline(title, rows), "  ", first="")
     table = [[tr(word) for word in _SUMMARY_HEADER]]
@@ -314,7 +327,7 @@ def summary_text(title: str, rows: Sequence[TensorRow]) -> list[str]:
             textwidth.rjust(cell, w) for cell, w in zip(line[1:], widths[1:], strict=True)
         ]
         lines.append("  " + "  ".join(cells))
-    for label, sentence in look_at(rows):
+    for label, sentence in [*extra, *look_at(rows)]:
         lines += _wrap(sentence, " " * 4, first="  " + render("{label}: ", label=label))
     return lines
 
@@ -500,7 +513,7 @@ def _html_row(group: Group[TensorRow]) -> str:
     return f"<tr class='{_kind_class(row.kind)}'>{''.join(cells)}</tr>"
 
 
-def _summary_html(title: str, rows: Sequence[TensorRow]) -> str:
+def _summary_html(title: str, rows: Sequence[TensorRow], extra: Sequence[tuple[str, str]] = ()) -> str:
     parts = [f"<div class='bl-head'>{html.escape(headline(title, rows))}</div>"]
     body = []
     for total in totals(rows):
@@ -517,7 +530,7 @@ def _summary_html(title: str, rows: Sequence[TensorRow]) -> str:
             f"<table class='bl-t bl-sum'><thead><tr><th>{kind}</th>{heads}"
             f"</tr></thead><tbody>{''.join(body)}</tbody></table>"
         )
-    notes = look_at(rows)
+    notes = [*extra, *look_at(rows)]
     if notes:
         items = "".join(
             f"<li>{render('{label}: ', label=f'<b>{html.escape(label)}</b>')}{_marked(text)}</li>"
@@ -533,6 +546,7 @@ def to_html(
     rows: Sequence[TensorRow],
     expand: bool,
     kinds: Sequence[str] = (),
+    extra: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The summary of `all_rows`, then `rows` as a table, in one self-styled block."""
     shown = groups(rows, expand)
@@ -554,7 +568,7 @@ def to_html(
     style = _STYLE.strip() + _kind_css() + (_CJK_STYLE.strip() if cjk else "")
     return (
         f"<div class='bl-inv{' bl-cjk' if cjk else ''}'><style>{style}</style>"
-        f"{_summary_html(title, all_rows)}{line}"
+        f"{_summary_html(title, all_rows, extra)}{line}"
         f"<div class='bl-scroll'><table class='bl-t bl-rows'><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></div></div>"
     )
@@ -566,9 +580,10 @@ def to_text(
     rows: Sequence[TensorRow],
     expand: bool,
     kinds: Sequence[str] = (),
+    extra: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The summary of `all_rows`, then `rows` as an aligned table; every line at most 100 columns."""
-    lines = summary_text(title, all_rows)
+    lines = summary_text(title, all_rows, extra)
     line = status(all_rows, rows, len(groups(rows, expand)), kinds)
     if line:
         lines += _wrap(line, "  ", first="")

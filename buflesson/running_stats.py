@@ -52,7 +52,8 @@ def running_mean_trace(batches: torch.Tensor, momentum: float | None) -> tuple[t
 def plot_running_mean(
     momenta: Sequence[float] = (0.1, 0.5), batches: torch.Tensor | None = None, true_mean: float = TRUE_MEAN
 ) -> Figure:
-    """One panel per momentum: `running_mean` per step against the batch means and the true mean.
+    """One panel per momentum: `running_mean` per step against the batch means and the mean of the
+    normal distribution the batches are drawn from (not the mean of the values drawn).
 
     Uses `seeded_batches()` unless `batches` is given; the figure is the same on every run.
     """
@@ -72,7 +73,7 @@ def plot_running_mean(
                 true_mean,
                 color="tab:red",
                 linestyle="--",
-                label=caption("true mean ({mean})", mean=f"{true_mean:g}"),
+                label=caption("mean the batches are drawn from ({mean})", mean=f"{true_mean:g}"),
             )
             ax.set_title(f"momentum = {momentum:g}")
             ax.set_xlabel(caption("step (forward passes in train() mode)"))

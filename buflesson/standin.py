@@ -3,8 +3,10 @@
 Plain `meta` checks devices only where its kernels happen to (elementwise operations): `@`,
 `mm`, `F.linear` and indexing with a CPU tensor pass there and fail on a GPU. `DeviceRule`, a
 `TorchDispatchMode`, sees every aten operation and judges each one that mixes the stand-in
-device with another as CUDA would (`buflesson.cuda_rule`). A refusal raises `StandInDeviceError`,
-worded like CUDA's error and naming the operation.
+device with another by CUDA's rule as `buflesson.cuda_rule` writes it down: the operators whose
+source was read as CUDA does, the others (TensorIterator configurations not read one by one,
+foreach and fused optimizer kernels) by a simpler rule that can differ from CUDA's. A refusal
+raises `StandInDeviceError`, worded like CUDA's error and naming the operation.
 
 What the stand-in cannot do: `meta` tensors hold no values, so `.item()`, printing values,
 moving back to the CPU, and indexing with a mask made on the stand-in fail (with meta's own

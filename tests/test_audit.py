@@ -260,7 +260,24 @@ def test_python_path():
     assert python_path("0.weight_orig") == "model[0].weight_orig"
     assert python_path("encoder.layers.3.attn.bias") == "model.encoder.layers[3].attn.bias"
     assert python_path("stats['mean']") == "model.stats['mean']"
-    assert python_path("h.0.class.weight") == "model.h[0].get_submodule('class').weight"
+    assert python_path("h.0.class.weight") == "getattr(model.h[0],'class').weight"
+
+
+def test_python_path_reads_each_step_as_its_module_keeps_it():
+    """ModuleDict keys are strings, a keyword or a hyphen needs getattr, a dotted module name is one
+    step: every path evaluates to the very tensor."""
+    model = nn.Module()
+    model.d = nn.ModuleDict({"0": nn.ModuleList([nn.BatchNorm1d(2)])})
+    model.pd = nn.ParameterDict({"w-1": nn.Parameter(torch.ones(1))})
+    model.register_parameter("lambda", nn.Parameter(torch.ones(1)))
+    model.register_buffer("running-mean", torch.zeros(1))
+    setattr(model, "a.b", nn.Linear(1, 1))
+    names = dict(model.named_parameters()) | dict(model.named_buffers())
+    for name, tensor in names.items():
+        path = python_path(name, "self", model)
+        compile(path, "<fix>", "eval")
+        assert eval(path, {"self": model}) is tensor, (name, path)
+    assert python_path("d.0.0.running_mean", "self", model) == "self.d['0'][0].running_mean"
 
 
 def test_the_conversion_rule_is_what_pytorch_does():

@@ -18,6 +18,14 @@ def test_ranges_are_short():
     assert ranges([0, 1, 2, 7, 8, 9, 11]) == "{0..2,7..9,11}"
 
 
+def test_ranges_with_a_step_or_many_parts_stay_short():
+    assert ranges(range(0, 300, 3)) == "{0..297..3}"
+    assert ranges([0, 2, 4]) == "{0,2,4}"  # three numbers read as they are
+    squares = [n * n for n in range(40)]
+    assert ranges(squares) == "{0,1,4,9,16,25,…+34}"
+    assert len(ranges(list(range(0, 2000, 7)) + [3])) < 30
+
+
 def _names(groups):
     return [(group.name, len(group.items)) for group in groups]
 

@@ -51,7 +51,7 @@ def test_plot_has_one_labelled_panel_per_momentum_and_is_repeatable():
     assert [ax.get_title() for ax in axes] == ["momentum = 0.1", "momentum = 0.5"]
     assert all(ax.get_xlabel() for ax in axes) and axes[0].get_ylabel()
     labels = [text.get_text() for text in axes[0].get_legend().get_texts()]
-    assert labels == ["batch mean", "running_mean", f"true mean ({TRUE_MEAN:g})"]
+    assert labels == ["batch mean", "running_mean", f"mean the batches are drawn from ({TRUE_MEAN:g})"]
     again = plot_running_mean(momenta=(0.1, 0.5))
     for first, second in zip(axes, again.get_axes(), strict=True):
         for line, other in zip(first.get_lines(), second.get_lines(), strict=True):
