@@ -50,14 +50,18 @@ test: $(STAMP) $(KERNELSPEC)
 	$(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadfile --ignore-glob="*/.ipynb_checkpoints/*" \
 		tests notebooks $(NBVAL_FLAGS)
 
-# End-to-end: every notebook run in JupyterLab in Debian's Chromium, driven by Playwright (no browser
-# download). Screenshots go to _e2e/screenshots/.
+# End-to-end: every notebook, English and Chinese, run in JupyterLab in Debian's Chromium, driven by
+# Playwright (no browser download). Screenshots go to _e2e/screenshots/.
 E2E_STAMP := $(VENV)/.buflesson-e2e-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# fonts-noto-cjk: the Chinese lessons' glyphs in the browser (Debian's Chromium ships no CJK font).
 $(E2E_STAMP): $(STAMP)
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@dpkg-query -W -f='$${Status}' fonts-noto-cjk 2>/dev/null | grep -q 'ok installed' || \
+		{ $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt playwright
 	@touch $@
 
