@@ -8,6 +8,13 @@ PORT ?= 8888
 TORCH := $(shell sed -n "s/^torch==//p" constraints.txt)
 JOBS ?= 2
 export PYTHONHASHSEED := 0
+# `make lab LANG=zh` picks the Chinese course. Make would also hand LANG=zh to every command it runs,
+# and zh is no locale: those commands get C.UTF-8 instead.
+LESSON_LANG := $(if $(filter zh,$(LANG)),zh,en)
+ifeq ($(LESSON_LANG),zh)
+override LANG := C.UTF-8
+export LANG
+endif
 
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 120
@@ -33,8 +40,9 @@ $(KERNELSPEC): buflesson/kernel.py | $(STAMP)
 
 # JupyterLab on your own copy of the lessons (my-lessons/, made on first run and never overwritten).
 # `make lab RESET=05` replaces lesson 5 with a fresh copy first (yours goes to my-lessons/backups/).
+# `make lab LANG=zh`: the course in Chinese (my-lessons-zh/), JupyterLab's interface in Chinese.
 lab: $(STAMP) $(KERNELSPEC)
-	$(BIN)/buflesson lab --port=$(PORT) $(if $(RESET),--reset=$(RESET))
+	$(BIN)/buflesson lab --lang=$(LESSON_LANG) --port=$(PORT)$(if $(RESET), --reset=$(RESET))
 
 test: $(STAMP) $(KERNELSPEC)
 	$(BIN)/ruff check buflesson tests benchmarks notebooks
@@ -42,14 +50,18 @@ test: $(STAMP) $(KERNELSPEC)
 	$(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadfile --ignore-glob="*/.ipynb_checkpoints/*" \
 		tests notebooks $(NBVAL_FLAGS)
 
-# End-to-end: every notebook run in JupyterLab in Debian's Chromium, driven by Playwright (no browser
-# download). Screenshots go to _e2e/screenshots/.
+# End-to-end: every notebook, English and Chinese, run in JupyterLab in Debian's Chromium, driven by
+# Playwright (no browser download). Screenshots go to _e2e/screenshots/.
 E2E_STAMP := $(VENV)/.buflesson-e2e-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# fonts-noto-cjk: the Chinese lessons' glyphs in the browser (Debian's Chromium ships no CJK font).
 $(E2E_STAMP): $(STAMP)
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@dpkg-query -W -f='$${Status}' fonts-noto-cjk 2>/dev/null | grep -q 'ok installed' || \
+		{ $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt playwright
 	@touch $@
 

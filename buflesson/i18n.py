@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import json
 import string
+import threading
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
@@ -29,13 +30,15 @@ from pathlib import Path
 LANGUAGES = {"en": "English", "zh": "简体中文"}
 _LOCALE = Path(__file__).parent / "locale"
 _current = ["en"]
+# `using` sets the language of one thread: the grader writes feedback in several languages at once.
+_local = threading.local()
 _missing: set[tuple[str, str]] = set()  # (language, English text) looked up without a translation
 
 
 def language(code: str | None = None) -> str | None:
     """Set the language of buflesson's messages (`"en"` or `"zh"`); without an argument, return it."""
     if code is None:
-        return _current[0]
+        return _now()
     if code not in LANGUAGES:
         raise ValueError(f"unknown language {code!r}; buflesson speaks {', '.join(LANGUAGES)}")
     _current[0] = code
@@ -53,7 +56,7 @@ def catalog(code: str) -> dict[str, str]:
 
 def tr(text: str, code: str | None = None) -> str:
     """`text` in the current language (or `code`), falling back to the English text."""
-    code = code or _current[0]
+    code = code or _now()
     if code == "en":
         return text
     found = catalog(code).get(text)
@@ -76,7 +79,7 @@ def render(template: str, code: str | None = None, /, **values: object) -> str:
     text = tr(template, code)
     if not values:
         return text
-    if code is None or code == _current[0]:
+    if code is None or code == _now():
         return fill(text, values)
     with using(code):
         return fill(text, values)
@@ -191,19 +194,27 @@ def after_label(label: str) -> str:
     return "" if label.endswith("：") else " "
 
 
+def _now() -> str:
+    """The language of this thread: a `using` block's, else the process's (`language`)."""
+    return getattr(_local, "code", None) or _current[0]
+
+
 class using:
     """`with using("zh"): ...` renders messages in another language for a while (the grader's
-    feedback for a Chinese notebook), then puts the previous language back."""
+    checks and feedback for a Chinese notebook), then puts the previous language back. It holds
+    for the thread it runs in, so the grader's threads can each grade a notebook of their own."""
 
     def __init__(self, code: str) -> None:
+        if code not in LANGUAGES:
+            raise ValueError(f"unknown language {code!r}; buflesson speaks {', '.join(LANGUAGES)}")
         self.code, self.previous = code, None
 
     def __enter__(self) -> None:
-        self.previous = _current[0]
-        language(self.code)
+        self.previous = getattr(_local, "code", None)
+        _local.code = self.code
 
     def __exit__(self, *exc: object) -> None:
-        _current[0] = self.previous or "en"
+        _local.code = self.previous
 
 
 # -- finding the texts ----------------------------------------------------------------------------
@@ -269,8 +280,8 @@ def _sources() -> Iterator[tuple[str, str]]:
     package = Path(__file__).parent
     for path in sorted(package.rglob("*.py")):
         relative = path.relative_to(package.parent).as_posix()
-        if relative.startswith("buflesson/grading/"):
-            continue  # the grader's own texts are not the student's (its feedback reuses the checks')
+        if relative.startswith("buflesson/grading/") and relative != "buflesson/grading/feedback.py":
+            continue  # the grader's own texts are the instructor's; only its feedback is the student's
         yield relative, path.read_text(encoding="utf-8")
 
 

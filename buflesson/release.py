@@ -50,7 +50,10 @@ def handout(answer: nbformat.NotebookNode, lesson: str) -> nbformat.NotebookNode
             cell.metadata["deletable"] = False
         elif info["role"] == ROLE_EXERCISE:
             cell.metadata["deletable"] = False
+    language = answer.metadata.get("buflesson", {}).get("language")
     nb.metadata["buflesson"] = {"lesson": lesson, "release": __version__}
+    if language:  # a translated lesson (notebooks/zh/answers) says its language to the grader
+        nb.metadata["buflesson"]["language"] = language
     return nb
 
 

@@ -186,6 +186,28 @@ def translated_notebook(
     return nb
 
 
+_SET_LANGUAGE = re.compile(r"""^\s*buflesson\.language\(\s*["'](?P<code>\w+)["']\s*\)\s*$""", re.M)
+
+
+def notebook_language(nb: nbformat.NotebookNode) -> str:
+    """The language a notebook is written in, read from its data alone (nothing is run): its
+    `metadata.buflesson.language` (written by the generator, kept by the release), else the
+    language cell a translated lesson starts with; English when neither names a known language."""
+    from buflesson.i18n import LANGUAGES
+
+    info = nb.get("metadata", {}).get("buflesson")
+    code = info.get("language") if isinstance(info, dict) else None
+    if isinstance(code, str) and code in LANGUAGES:
+        return code
+    for cell in nb.get("cells", []):
+        source = cell.get("source") if isinstance(cell, dict) else None
+        if cell.get("id") == LANGUAGE_CELL_ID and cell.get("cell_type") == "code" and isinstance(source, str):
+            found = _SET_LANGUAGE.search(source)
+            if found and found["code"] in LANGUAGES:
+                return found["code"]
+    return "en"
+
+
 def catalog_path(root: Path, lang: str, lesson: str) -> Path:
     """Where the catalog of `lesson` (an answer notebook's stem) in `lang` lives under `root`."""
     return Path(root) / "translations" / lang / f"{lesson}.yml"

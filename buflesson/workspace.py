@@ -1,5 +1,8 @@
 """The student's own working copy of the lessons (`my-lessons/`), which `buflesson lab` opens.
 
+The Chinese course (`buflesson lab --lang zh`) has a working copy of its own, `my-lessons-zh/`, made
+the same way from the Chinese answer notebooks (`notebooks/zh/answers/`).
+
 It holds the handout as `buflesson release` makes it: no outputs, no answers, given cells marked.
 A lesson is copied in once and never overwritten afterwards, so a student's work survives every
 update of the course; lessons added to the course later are copied in on the next start, and
@@ -19,6 +22,7 @@ import nbformat
 import nbformat.sign
 
 WORKSPACE = "my-lessons"  # at the root of the checkout, git-ignored
+WORKSPACES = {"en": WORKSPACE, "zh": f"{WORKSPACE}-zh"}  # one working copy per language
 BACKUPS = "backups"
 LESSONS = "[0-9][0-9]-*.ipynb"
 
@@ -42,21 +46,30 @@ class SyncReport:
         return sorted(self.added + self.kept)
 
 
-def course_answers(given: str | os.PathLike | None = None) -> Path:
-    """The course's answer notebooks: `given`, else ./notebooks/answers, else those of this checkout."""
+def _answers_folder(lang: str) -> Path:
+    """Where a language's answer notebooks lie under a checkout: notebooks/answers, notebooks/zh/answers."""
+    return Path("notebooks", "answers") if lang == "en" else Path("notebooks", lang, "answers")
+
+
+def course_answers(given: str | os.PathLike | None = None, lang: str = "en") -> Path:
+    """The course's answer notebooks in `lang`: `given`, else ./notebooks/answers (for Chinese
+    ./notebooks/zh/answers), else those of this checkout."""
     if given:
         return Path(given)
-    here = Path("notebooks", "answers")
-    checkout = Path(__file__).resolve().parent.parent / "notebooks" / "answers"
+    here = _answers_folder(lang)
+    checkout = Path(__file__).resolve().parent.parent / here
     return here if here.is_dir() or not checkout.is_dir() else checkout
 
 
-def default_folder(answers_dir: Path) -> Path:
-    """Where the working copy goes: `my-lessons/` at the root of the checkout that holds the course."""
+def default_folder(answers_dir: Path, lang: str = "en") -> Path:
+    """Where the working copy goes: `my-lessons/` (Chinese: `my-lessons-zh/`) at the root of the
+    checkout that holds the course."""
     answers_dir = Path(answers_dir).resolve()
-    if answers_dir.name == "answers" and answers_dir.parent.name == "notebooks":
-        return answers_dir.parent.parent / WORKSPACE
-    return Path.cwd().resolve() / WORKSPACE
+    name = WORKSPACES[lang]
+    notebooks = answers_dir.parent if lang == "en" else answers_dir.parent.parent
+    if answers_dir.name == "answers" and notebooks.name == "notebooks":
+        return notebooks.parent / name
+    return Path.cwd().resolve() / name
 
 
 def lessons(root: Path) -> list[Path]:

@@ -186,3 +186,100 @@ def test_overrides_turn_off_the_news_prompt_and_keep_other_settings(tmp_path):
     assert notification == {"fetchNews": "false", "checkForUpdates": False}
     assert settings["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}
     assert OVERRIDES.items() <= settings.items()
+
+
+# --- the Chinese course: `buflesson lab --lang zh`, `make lab LANG=zh` ------------------------------
+
+ANSWERS_ZH = ROOT / "notebooks" / "zh" / "answers"
+
+
+@pytest.fixture
+def course_zh(tmp_path):
+    """The first two Chinese answer notebooks, in a folder of their own."""
+    answers = tmp_path / "course-zh"
+    answers.mkdir()
+    for path in lessons(ANSWERS_ZH)[:2]:
+        shutil.copy(path, answers)
+    return answers
+
+
+def test_the_chinese_working_copy_is_its_own_git_ignored_folder_made_from_notebooks_zh(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert workspace.course_answers(None, "zh") == Path("notebooks", "zh", "answers")
+    assert workspace.course_answers(None) == Path("notebooks", "answers")
+    folder = workspace.default_folder(ANSWERS_ZH, "zh")
+    assert folder == ROOT / "my-lessons-zh" != workspace.default_folder(ANSWERS)
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "my-lessons-zh/01-plain-attributes.ipynb"], cwd=ROOT
+    )
+    assert ignored.returncode == 0, "my-lessons-zh/ is not git-ignored"
+
+
+def test_buflesson_lab_lang_zh_opens_a_chinese_copy_with_the_chinese_interface(
+    course_zh, tmp_path, started, monkeypatch
+):
+    settings = tmp_path / "settings-zh"
+    monkeypatch.setattr(lab, "install_language_settings", lambda lang: settings)
+    mine = tmp_path / "my-lessons-zh"
+    assert (
+        cli_main(["lab", "--lang", "zh", "--answers", str(course_zh), "--dir", str(mine), "--no-browser"])
+        == 0
+    )
+    [command] = started
+    assert f"--ServerApp.root_dir={mine}" in command
+    assert f"--LabApp.app_settings_dir={settings}" in command
+    assert "--LabApp.default_url=/lab/tree/01-plain-attributes.ipynb" in command
+    copy = nbformat.read(mine / "01-plain-attributes.ipynb", as_version=4)
+    assert copy.metadata["buflesson"]["language"] == "zh"  # what the grader reads
+    assert copy.cells[0].source.startswith("# 第 1 课")
+    assert any('buflesson.language("zh")' in cell.source for cell in copy.cells if cell.cell_type == "code")
+    assert all(not cell.get("outputs") for cell in copy.cells)
+    answers = answer_text(nbformat.read(course_zh / "01-plain-attributes.ipynb", as_version=4))
+    text = (mine / "01-plain-attributes.ipynb").read_text()
+    assert answers and not [line for line in answers if line.strip() and line in text.splitlines()]
+    assert nbformat.sign.NotebookNotary().check_signature(copy)
+
+    started.clear()  # English stays as it was: my-lessons/, no settings folder of its own
+    assert cli_main(["lab", "--answers", str(ANSWERS), "--dir", str(tmp_path / "en"), "--no-browser"]) == 0
+    assert not [part for part in started[0] if "app_settings_dir" in part]
+
+
+def test_language_settings_set_the_locale_for_the_chinese_run_alone(tmp_path):
+    shared = tmp_path / "share/jupyter/lab/settings"
+    shared.mkdir(parents=True)
+    (shared / "page_config.json").write_text('{"disabledExtensions": {"x": true}}')
+    folder = lab.install_language_settings("zh", str(tmp_path))
+    assert folder == shared.with_name("settings-zh")  # next to the built app, as JupyterLab needs
+    settings = json.loads((folder / "overrides.json").read_text())
+    assert settings["@jupyterlab/translation-extension:plugin"] == {"locale": "zh_CN"}
+    assert OVERRIDES.items() <= settings.items()
+    assert (folder / "page_config.json").read_text() == (shared / "page_config.json").read_text()
+    english = json.loads((shared / "overrides.json").read_text())
+    assert "@jupyterlab/translation-extension:plugin" not in english
+
+
+def test_the_language_pack_is_installed_and_pinned():
+    from importlib.metadata import version
+
+    pinned = (ROOT / "constraints.txt").read_text().splitlines()
+    assert f"jupyterlab-language-pack-zh-CN=={version('jupyterlab-language-pack-zh-CN')}" in pinned
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+@pytest.mark.parametrize(("given", "lang", "env"), [(["LANG=zh"], "zh", "C.UTF-8"), ([], "en", None)])
+def test_make_lab_lang_zh_opens_the_chinese_course_under_a_valid_locale(given, lang, env, tmp_path):
+    probe = tmp_path / "probe.mk"
+    probe.write_text('probe:\n\t@echo "LANG=$$LANG"\n')
+    environ = {"PATH": "/usr/bin:/bin", "LANG": "en_US.UTF-8"}
+    run = subprocess.run(
+        ["make", "-s", "-f", "Makefile", "-f", str(probe), "probe", *given],
+        cwd=ROOT, env=environ, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert run.stdout.strip() == f"LANG={env or 'en_US.UTF-8'}"
+    dry = subprocess.run(
+        ["make", "-n", "lab", *given],
+        cwd=ROOT, env=environ, capture_output=True, text=True,
+    )  # fmt: skip
+    assert f"buflesson lab --lang={lang} --port=8888" in dry.stdout

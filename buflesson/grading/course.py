@@ -4,6 +4,11 @@ The reference is the released student notebook, rebuilt from the answer notebook
 from a submission. A submission's code cells are matched to it by cell id (then by identical
 source): exercise cells run as the student wrote them, protected cells (given code, checks) run
 as the reference has them, deleted ones are put back, and every change is reported.
+
+A lesson translated by `buflesson notebooks` (notebooks/zh/answers/NN-*.ipynb next to
+notebooks/answers/) has a reference of its own, with the same code, ids and exercises and its
+comments and printed strings in that language: a submission is planned against the reference in
+its language (`translation.notebook_language`), so a Chinese copy's given cells are not "changed".
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from pathlib import Path
 import nbformat
 
 from buflesson.authoring import ROLE_CHECK, ROLE_EXERCISE
+from buflesson.i18n import LANGUAGES
 from buflesson.release import PROTECTED_ROLES, handout, normalized
+from buflesson.translation import notebook_language
 
 STUDENT, GIVEN, CHECK = "student", "given", "check"
 
@@ -44,6 +51,11 @@ class Lesson:
     cells: list[RefCell]
     exercises: list[str]  # in the order the check cells name them
     answer_code: list[str] = field(default_factory=list)  # the answer notebook's code cells
+    translations: dict[str, Lesson] = field(default_factory=dict)  # language -> its reference
+
+    def in_language(self, code: str) -> Lesson:
+        """The reference a notebook written in `code` is planned against (this one if untranslated)."""
+        return self.translations.get(code, self)
 
     @property
     def imports(self) -> list[str]:
@@ -86,12 +98,25 @@ def load_lesson(path: Path) -> Lesson:
     return Lesson(path.stem, cells, exercises, answer_code)
 
 
+def translated_answers(answers_dir: Path) -> dict[str, Path]:
+    """The folders of the course's translated answer notebooks: language -> `notebooks/LANG/answers`
+    for `answers_dir` = `notebooks/answers`, where one exists."""
+    root = Path(answers_dir).parent
+    found = {code: root / code / "answers" for code in LANGUAGES if code != "en"}
+    return {code: folder for code, folder in found.items() if folder.is_dir()}
+
+
 def load_course(answers_dir: Path) -> dict[str, Lesson]:
-    """Every lesson of a course, by name (the answer notebook's file stem)."""
+    """Every lesson of a course, by name (the answer notebook's file stem), with its translations."""
     paths = sorted(Path(answers_dir).glob("*.ipynb"))
     if not paths:
         raise FileNotFoundError(f"no answer notebooks (*.ipynb) in {answers_dir}")
-    return {path.stem: load_lesson(path) for path in paths}
+    lessons = {path.stem: load_lesson(path) for path in paths}
+    for code, folder in translated_answers(answers_dir).items():
+        for name, lesson in lessons.items():
+            if (folder / f"{name}.ipynb").is_file():
+                lesson.translations[code] = load_lesson(folder / f"{name}.ipynb")
+    return lessons
 
 
 def _label(cell: RefCell | None, position: int | None) -> str:
@@ -101,7 +126,9 @@ def _label(cell: RefCell | None, position: int | None) -> str:
 
 
 def plan(lesson: Lesson, submission: nbformat.NotebookNode) -> Plan:
-    """The cells to run for `submission`, and which protected cells it changed or deleted."""
+    """The cells to run for `submission`, and which protected cells it changed or deleted; against
+    the reference in the submission's language."""
+    lesson = lesson.in_language(notebook_language(submission))
     by_id = {cell.id: cell for cell in lesson.cells}
     subs = list(submission.cells)
     matched: dict[int, RefCell] = {}  # submission position -> reference cell

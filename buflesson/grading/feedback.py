@@ -5,7 +5,9 @@ show their title and message, never their code; no traceback is ever shown. The 
 notebook per lesson (`gradebook.counted`): a duplicate or an invalid extra copy is listed as not
 counted. Everything a submission can put in a string (ids, file names, the messages of checks
 that quote the student's values) is escaped for Markdown and HTML (`text`), and each student's
-files have a name no other id gives (`feedback_name`), the same in every shard.
+files have a name no other id gives (`feedback_name`), the same in every shard. A student whose
+notebooks are Chinese reads it in Chinese: its own texts are marked for `buflesson/locale/`, and
+the checks' messages were written in the notebook's language when they ran.
 """
 
 from __future__ import annotations
@@ -18,17 +20,19 @@ from pathlib import Path
 
 from buflesson.grading.gradebook import GRADED, NotebookResult, counted, number, write_atomic
 from buflesson.grading.text import html_text, markdown_code, markdown_text, printable
+from buflesson.i18n import N_, render, tr, using
 from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED
 
-LABELS = {PASSED: "passed", FAILED: "not yet", NOT_ATTEMPTED: "not attempted"}
+LABELS = {PASSED: N_("passed"), FAILED: N_("not yet"), NOT_ATTEMPTED: N_("not attempted")}
 STATUS_TEXT = {
-    "graded": "graded",
-    "timeout": "stopped: time limit",
-    "crashed": "stopped: the notebook's process died",
-    "invalid": "not graded",
-    "tampered": "graded, but cells you were not meant to change were changed",
-    "duplicate": "not graded: a newer copy was graded",
+    "graded": N_("graded"),
+    "timeout": N_("stopped: time limit"),
+    "crashed": N_("stopped: the notebook's process died"),
+    "invalid": N_("not graded"),
+    "tampered": N_("graded, but cells you were not meant to change were changed"),
+    "duplicate": N_("not graded: a newer copy was graded"),
 }
+HTML_LANG = {"zh": "zh-CN"}  # the `lang` of a feedback page
 NAME_LIMIT, TEXT_LIMIT = 120, 2000  # characters shown of a name (id, file) and of a message
 _PLAIN = re.compile(r"[\w@][\w.@-]{0,63}")
 _RESERVED = {"con", "prn", "aux", "nul", *(f"{port}{n}" for port in ("com", "lpt") for n in range(10))}
@@ -46,10 +50,23 @@ def feedback_name(student: str) -> str:
     return f"{readable or 'id'}+{digest}"
 
 
+def feedback_language(results: list[NotebookResult]) -> str:
+    """The language a student's feedback is written in: that of their notebooks (read from each
+    notebook's data when it was found); where they differ, that of most of them, English on a tie."""
+    languages = [getattr(result, "language", "en") for result in results] or ["en"]
+    return max(sorted(set(languages), key=lambda code: code != "en"), key=languages.count)
+
+
 def _title(check: dict) -> str:
-    name = "hidden check" if check["hidden"] else "Exercise"
-    label = check["of"] if check["hidden"] else check["exercise"]
-    return f"{name} {label}" + (f": {check['title']}" if check["title"] else "")
+    if check["hidden"]:
+        name = render("hidden check {label}", label=check["of"])
+    else:
+        name = render("Exercise {label}", label=check["exercise"])
+    return render("{name}: {title}", name=name, title=check["title"]) if check["title"] else name
+
+
+def _label(table: dict[str, str], key: str) -> str:
+    return tr(table[key]) if key in table else key
 
 
 def _totals(results: list[NotebookResult]) -> tuple[list[NotebookResult], float, float]:
@@ -58,57 +75,79 @@ def _totals(results: list[NotebookResult]) -> tuple[list[NotebookResult], float,
 
 
 def markdown(student: str, results: list[NotebookResult]) -> str:
-    """The feedback of one student as Markdown."""
+    """The feedback of one student as Markdown, in their language (`feedback_language`)."""
+    with using(feedback_language(results)):
+        return _markdown(student, results)
+
+
+def _markdown(student: str, results: list[NotebookResult]) -> str:
     md = markdown_text
     counting, total, most = _totals(results)
-    lines = [f"# Feedback for {md(student, NAME_LIMIT)}", ""]
-    lines += [f"Total: **{number(total)} / {number(most)}** points.", ""]
+    lines = ["# " + render("Feedback for {student}", student=md(student, NAME_LIMIT)), ""]
+    lines += [render("Total: **{total} / {most}** points.", total=number(total), most=number(most)), ""]
     for result in sorted(results, key=lambda r: r.sort_key):
         counts = any(result is other for other in counting)
-        score = f"{number(result.score)} / {number(result.max_score)}" if counts else "not counted"
+        score = f"{number(result.score)} / {number(result.max_score)}" if counts else tr("not counted")
         lines += [f"## {md(result.notebook, NAME_LIMIT)}: {score}", ""]
-        status = STATUS_TEXT.get(result.status, result.status)
-        lines.append(f"File {markdown_code(result.file, NAME_LIMIT)}, {md(status)}.")
+        status = md(_label(STATUS_TEXT, result.status))
+        lines.append(
+            render("File {file}, {status}.", file=markdown_code(result.file, NAME_LIMIT), status=status)
+        )
         if result.error and result.status != GRADED:
-            lines.append(f"Reason: {md(result.error, TEXT_LIMIT)}")
+            lines.append(render("Reason: {reason}", reason=md(result.error, TEXT_LIMIT)))
         lines.append("")
         for check in result.checks if counts else []:
-            label = LABELS.get(check["status"], check["status"])
             lines.append(
-                f"- **{md(_title(check), TEXT_LIMIT)}**: {md(label)} "
-                f"({number(check['points'])} / {number(check['max_points'])}). "
-                f"{md(check['message'], TEXT_LIMIT)}"
+                "- "
+                + render(
+                    "**{title}**: {label} ({points} / {most}). {message}",
+                    title=md(_title(check), TEXT_LIMIT),
+                    label=md(_label(LABELS, check["status"])),
+                    points=number(check["points"]),
+                    most=number(check["max_points"]),
+                    message=md(check["message"], TEXT_LIMIT),
+                )
             )
             if check["hint"] and check["status"] != PASSED:
-                lines.append(f"  Hint: {md(check['hint'], TEXT_LIMIT)}")
+                lines.append("  " + render("Hint: {hint}", hint=md(check["hint"], TEXT_LIMIT)))
         if result.notes and counts:
-            lines += ["", "Notes:"] + [f"- {md(note, TEXT_LIMIT)}" for note in result.notes]
+            lines += ["", tr("Notes:")] + [f"- {md(note, TEXT_LIMIT)}" for note in result.notes]
         lines.append("")
     return "\n".join(lines)
 
 
 def page(student: str, results: list[NotebookResult]) -> str:
-    """The feedback of one student as an HTML page."""
+    """The feedback of one student as an HTML page, in their language (`feedback_language`)."""
+    code = feedback_language(results)
+    with using(code):
+        return _page(student, results, code)
+
+
+def _page(student: str, results: list[NotebookResult], code: str) -> str:
     esc = html_text
     counting, total, most = _totals(results)
+    heading = render("Feedback for {student}", student=esc(student, NAME_LIMIT))
     parts = [
         "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Feedback for {esc(student, NAME_LIMIT)}</title>",
+        f'<html lang="{HTML_LANG.get(code, code)}"><head><meta charset="utf-8">',
+        f"<title>{heading}</title>",
         "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;line-height:1.4}"
         ".passed{color:#1e7b34}.failed{color:#b3261e}.not-attempted{color:#5f6b7a}"
         "li{margin:.4em 0}.hint{font-style:italic}</style></head><body>",
-        f"<h1>Feedback for {esc(student, NAME_LIMIT)}</h1>",
-        f"<p>Total: <b>{number(total)} / {number(most)}</b> points.</p>",
+        f"<h1>{heading}</h1>",
+        "<p>"
+        + render("Total: <b>{total} / {most}</b> points.", total=number(total), most=number(most))
+        + "</p>",
     ]
     for result in sorted(results, key=lambda r: r.sort_key):
         counts = any(result is other for other in counting)
-        score = f"{number(result.score)} / {number(result.max_score)}" if counts else "not counted"
+        score = f"{number(result.score)} / {number(result.max_score)}" if counts else esc(tr("not counted"))
         parts.append(f"<h2>{esc(result.notebook, NAME_LIMIT)}: {score}</h2>")
-        status = esc(STATUS_TEXT.get(result.status, result.status))
-        parts.append(f"<p>File <code>{esc(result.file, NAME_LIMIT)}</code>, {status}.</p>")
+        status = esc(_label(STATUS_TEXT, result.status))
+        file = f"<code>{esc(result.file, NAME_LIMIT)}</code>"
+        parts.append("<p>" + render("File {file}, {status}.", file=file, status=status) + "</p>")
         if result.error and result.status != GRADED:
-            parts.append(f"<p>Reason: {esc(result.error, TEXT_LIMIT)}</p>")
+            parts.append("<p>" + render("Reason: {reason}", reason=esc(result.error, TEXT_LIMIT)) + "</p>")
         if not counts:
             continue
         parts.append("<ul>")
@@ -116,17 +155,21 @@ def page(student: str, results: list[NotebookResult]) -> str:
             css = re.sub(r"[^a-z-]", "", str(check["status"]).replace(" ", "-"))
             hint = ""
             if check["hint"] and check["status"] != PASSED:
-                hint = f'<br><span class="hint">Hint: {esc(check["hint"], TEXT_LIMIT)}</span>'
-            parts.append(
-                f'<li><b>{esc(_title(check), TEXT_LIMIT)}</b>: <span class="{css}">'
-                f"{esc(LABELS.get(check['status'], check['status']))}</span> "
-                f"({number(check['points'])} / {number(check['max_points'])}). "
-                f"{esc(check['message'], TEXT_LIMIT)}{hint}</li>"
+                shown = render("Hint: {hint}", hint=esc(check["hint"], TEXT_LIMIT))
+                hint = f'<br><span class="hint">{shown}</span>'
+            line = render(
+                "<b>{title}</b>: {label} ({points} / {most}). {message}",
+                title=esc(_title(check), TEXT_LIMIT),
+                label=f'<span class="{css}">{esc(_label(LABELS, check["status"]))}</span>',
+                points=number(check["points"]),
+                most=number(check["max_points"]),
+                message=esc(check["message"], TEXT_LIMIT),
             )
+            parts.append(f"<li>{line}{hint}</li>")
         parts.append("</ul>")
         if result.notes:
             notes = "".join(f"<li>{esc(n, TEXT_LIMIT)}</li>" for n in result.notes)
-            parts.append(f"<p>Notes:</p><ul>{notes}</ul>")
+            parts.append(f"<p>{esc(tr('Notes:'))}</p><ul>{notes}</ul>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 

@@ -51,6 +51,7 @@ class NotebookResult:
     max_score: float = 0.0
     sha256: str = ""
     seconds: float = 0.0
+    language: str = "en"  # the notebook's language: its feedback is written in it
 
     @property
     def sort_key(self) -> tuple[str, str, str]:

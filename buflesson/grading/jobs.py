@@ -23,6 +23,7 @@ class Job:
     notebook_name: str
     notebook: bytes  # the submitted file as it was read
     folder: Path | None  # the student's own folder (its other files are copied for the run)
+    language: str = "en"  # the notebook's language: its checks answer in it
 
 
 @dataclass

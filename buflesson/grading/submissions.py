@@ -37,6 +37,7 @@ import nbformat
 
 from buflesson.grading.gradebook import CLAIM
 from buflesson.grading.text import fs_text, printable
+from buflesson.translation import notebook_language
 
 INVALID, DUPLICATE = "invalid", "duplicate"
 MAX_BYTES = 50 * 1024 * 1024
@@ -60,6 +61,7 @@ class Submission:
     status: str = ""  # INVALID or DUPLICATE when it is not graded
     source: str = ""  # where the student id came from: STUDENT_FOLDER, FOLDER, FILE_NAME, METADATA
     home: str = ""  # the student folder as shown (`course/alice`), for notebooks in one
+    language: str = "en"  # what the notebook is written in (`translation.notebook_language`)
 
     @property
     def ok(self) -> bool:
@@ -190,6 +192,7 @@ def describe(
     except InvalidNotebook as error:
         sub.problem = str(error)
     meta = _meta(nb)
+    sub.language = notebook_language(nb) if nb is not None else "en"
     in_name = lesson_in_name(fs_text(path.stem), lessons)
     lesson = meta.get("lesson") if meta.get("lesson") in lessons else None
     sub.lesson = lesson or (in_name[0] if in_name else "")

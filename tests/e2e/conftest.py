@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from lab_ui import ANSWERS, ARTIFACTS
+from lab_ui import ANSWERS, ANSWERS_ZH, ARTIFACTS
 
 CHROMIUM = os.environ.get("BUFLESSON_CHROMIUM", "/usr/bin/chromium")
 # Headless Chromium on a closed network: no sandbox as root, and no calls home at start.
@@ -116,9 +116,7 @@ def _start(base: Path, name: str, root: Path, options: list[str]):
     env.pop("MPLBACKEND", None)  # Agg would suppress the inline figures
     port, token = _free_port(), secrets.token_hex(16)
     command = [
-        sys.executable,
-        "-m",
-        "buflesson.cli",
+        str(Path(sys.executable).with_name("buflesson")),  # the command a student runs
         "lab",
         *options,
         f"--port={port}",
@@ -165,6 +163,23 @@ def answers_lab(tmp_path_factory: pytest.TempPathFactory):
     root = base / "answers"
     shutil.copytree(ANSWERS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     yield from _start(base, "answers-lab", root, [f"--serve={root}"])
+
+
+@pytest.fixture(scope="session")
+def lab_zh(tmp_path_factory: pytest.TempPathFactory):
+    """The Chinese course as a student gets it: `buflesson lab --lang zh` on its own my-lessons-zh/."""
+    base = tmp_path_factory.mktemp("lab-zh")
+    mine = base / "my-lessons-zh"
+    yield from _start(base, "lab-zh", mine, ["--lang=zh", f"--answers={ANSWERS_ZH}", f"--dir={mine}"])
+
+
+@pytest.fixture(scope="session")
+def answers_lab_zh(tmp_path_factory: pytest.TempPathFactory):
+    """The Chinese answer notebooks, served as they are, in JupyterLab's Chinese interface."""
+    base = tmp_path_factory.mktemp("answers-lab-zh")
+    root = base / "answers"
+    shutil.copytree(ANSWERS_ZH, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    yield from _start(base, "answers-lab-zh", root, ["--lang=zh", f"--serve={root}"])
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,20 @@ if TYPE_CHECKING:  # Playwright is installed by `make test-e2e` only
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 ANSWERS = NOTEBOOKS / "answers"
+ANSWERS_ZH = NOTEBOOKS / "zh" / "answers"  # the Chinese course (`buflesson lab --lang zh`)
 ARTIFACTS = ROOT / "_e2e"  # git-ignored
 SCREENSHOTS = ARTIFACTS / "screenshots"
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 RUN_TIMEOUT = 600  # seconds for one notebook's Run All on two shared cores
 TALLEST_SHOT = 12_000  # pixels; a longer notebook is saved in several scrolled parts
 LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
+# The commands these tests run, as JupyterLab's Chinese language pack labels them in the palette.
+ZH_LABELS = {
+    "Clear Outputs of All Cells": "清除所有单元格的输出",
+    "Restart Kernel and Run All Cells": "重启并运行所有单元格",
+    f"Use Theme: {LIGHT}": "使用主题: JupyterLab 亮色",  # the themes' names are translated too
+    f"Use Theme: {DARK}": "使用主题: JupyterLab 暗色",
+}
 
 # What each code cell of the open notebook shows, in order.
 _CODE_CELLS_JS = """
@@ -48,15 +56,30 @@ _HEIGHTS_JS = """
 """
 
 
+def interface_language(page: Page) -> str:
+    """The language of JupyterLab's interface: "zh" when its menu bar is in Chinese, else "en"."""
+    menus = page.locator("#jp-menu-panel")
+    menus.wait_for()
+    return "zh" if "帮助" in menus.inner_text() else "en"
+
+
 def command(page: Page, label: str) -> None:
-    """Run a JupyterLab command by its label, through the command palette (Ctrl+Shift+C)."""
+    """Run a JupyterLab command by its label, through the command palette (Ctrl+Shift+C). In the
+    Chinese interface the palette's search finds no Chinese text (Lumino's fuzzy search starts a
+    match only at a Latin word), so the item is picked by its Chinese label from the full list."""
+    chinese = interface_language(page) == "zh"
     page.keyboard.press("Escape")
     page.keyboard.press("Control+Shift+C")
     field = page.locator(".lm-CommandPalette-input")
     field.wait_for(state="visible")
-    field.fill(label)
+    if chinese:
+        field.fill("")
+        shown = re.compile("^" + re.escape(ZH_LABELS[label]) + "…?$")
+    else:
+        field.fill(label)
+        shown = label
     item = page.locator(".lm-CommandPalette-item:not(.lm-mod-disabled)").filter(
-        has=page.locator(".lm-CommandPalette-itemLabel", has_text=label)
+        has=page.locator(".lm-CommandPalette-itemLabel", has_text=shown)
     )
     item.first.click()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lab_ui as ui
 import nbformat
-from lab_ui import ANSWERS, SCREENSHOTS
+from lab_ui import ANSWERS, ANSWERS_ZH, SCREENSHOTS
 
 from buflesson.authoring import ROLE_EXERCISE, answer_text
 from buflesson.lab import KERNEL, lessons
@@ -83,3 +83,47 @@ def test_a_cell_run_before_the_imports_says_which_cells_to_run(lab, page):
     assert "`nn` comes from `from torch import nn` in a cell above that has not run" in text, text
     assert "Run All Above Selected Cell" in text
     assert text.index("comes from") < text.index("NameError"), "the guiding line stands above the error"
+
+
+def test_lab_lang_zh_opens_the_chinese_copy_in_the_chinese_interface(lab_zh, page):
+    """`buflesson lab --lang zh`: lesson 1 of my-lessons-zh/, JupyterLab's menus in Chinese, glyphs
+    from a CJK font (Debian's fonts-noto-cjk, installed by `make test-e2e`)."""
+    import subprocess
+
+    from playwright.sync_api import expect
+
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
+    assert "Noto Sans CJK" in fonts, "no Noto CJK font: `make test-e2e` installs fonts-noto-cjk"
+    course = lessons(ANSWERS_ZH)
+    first = course[0].name
+    assert lab_zh.root.name == "my-lessons-zh"
+    try:
+        page.set_viewport_size({"width": 1366, "height": 768})
+        page.goto(f"{lab_zh.url}/?token={lab_zh.token}")
+        tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")
+        expect(tab).to_have_text(first)
+        expect(page.locator("#jp-menu-panel")).to_contain_text("帮助")  # Help: the language pack is on
+        assert ui.interface_language(page) == "zh"
+        expect(page.locator(f"{ui.NOTEBOOK} .jp-Toolbar-kernelName")).to_have_text("Python (buflesson)")
+        expect(page.locator(f"{ui.NOTEBOOK} .jp-Notebook")).to_contain_text("第 1 课")
+        page.wait_for_timeout(5000)
+        ui.fail_on_popup(page)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for theme, suffix in ((ui.LIGHT, "light"), (ui.DARK, "dark")):
+            ui.set_theme(page, theme)
+            for size, (width, height) in SIZES.items():
+                page.set_viewport_size({"width": width, "height": height})
+                page.wait_for_timeout(300)
+                page.screenshot(path=SCREENSHOTS / f"lab-start-zh.{size}.{suffix}.png")
+        ui.set_theme(page, ui.LIGHT)
+        assert ui.file_browser_names(page) == [path.name for path in course]
+        assert page.locator(f"{ui.NOTEBOOK} .jp-OutputArea-output").count() == 0
+        shown = page.locator(f"{ui.NOTEBOOK} .jp-Notebook").inner_text()
+        answers = answer_text(nbformat.read(course[0], as_version=4))
+        assert answers and not [line for line in answers if line.strip() and line in shown]
+    finally:
+        lab_zh.shut_down(first)
+    copy = lab_zh.api(f"contents/{first}")["content"]
+    assert copy["metadata"]["buflesson"]["language"] == "zh"
+    code = [cell for cell in copy["cells"] if cell["cell_type"] == "code"]
+    assert all(cell["outputs"] == [] and cell["metadata"].get("trusted") is True for cell in code)

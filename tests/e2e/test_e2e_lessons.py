@@ -1,7 +1,8 @@
 """Every lesson, in the student's copy and in the answers, run through JupyterLab's UI in Chromium.
 
 Each renders cleanly; at 1024 px with the file browser open no table is cut off; screenshots of
-each notebook in the light and the dark theme go to _e2e/screenshots/.
+each notebook in the light and the dark theme go to _e2e/screenshots/ (the Chinese lessons, run in
+JupyterLab's Chinese interface, to _e2e/screenshots/zh/).
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import lab_ui as ui
 import nbformat
 import pytest
-from lab_ui import ANSWERS, SCREENSHOTS
+from lab_ui import ANSWERS, ANSWERS_ZH, SCREENSHOTS
 
 from buflesson.authoring import checked_exercises
 from buflesson.lab import lessons
 
 NOTEBOOK_NAMES = [path.name for path in lessons(ANSWERS)]
+NOTEBOOK_NAMES_ZH = [path.name for path in lessons(ANSWERS_ZH)]
 EXPECTED_BOX = {"student": "buflesson-not-attempted", "answer": "buflesson-passed"}
 
 
@@ -50,9 +52,9 @@ def problems(kind: str, notebook: nbformat.NotebookNode, shown: list[dict]) -> l
     return found
 
 
-def run_and_look(page, server, relpath: str, kind: str) -> None:
+def run_and_look(page, server, relpath: str, kind: str, lang: str = "en") -> None:
     notebook = nbformat.read(server.root / relpath, as_version=4)
-    name = f"{kind}/{relpath.removesuffix('.ipynb')}"
+    name = ("" if lang == "en" else f"{lang}/") + f"{kind}/{relpath.removesuffix('.ipynb')}"
     try:
         ui.open_notebook(page, server, relpath)
         ui.run_all(page, server, relpath)
@@ -65,6 +67,7 @@ def run_and_look(page, server, relpath: str, kind: str) -> None:
         if tables.count():  # the last table, as a student at 1024 px sees it
             tables.last.evaluate("element => element.scrollIntoView({block: 'center'})")
             page.wait_for_timeout(300)
+            (SCREENSHOTS / name).parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=SCREENSHOTS / f"{name}.1024.png")
         page.set_viewport_size({"width": 1280, "height": 900})
         ui.screenshot_notebook(page, SCREENSHOTS / f"{name}.light.png")
@@ -86,3 +89,13 @@ def test_students_copy_runs_cleanly_in_jupyterlab(lab, page, relpath):
 @pytest.mark.parametrize("relpath", NOTEBOOK_NAMES)
 def test_answer_notebook_runs_cleanly_in_jupyterlab(answers_lab, page, relpath):
     run_and_look(page, answers_lab, relpath, "answer")
+
+
+@pytest.mark.parametrize("relpath", NOTEBOOK_NAMES_ZH)
+def test_chinese_students_copy_runs_cleanly_in_jupyterlab(lab_zh, page, relpath):
+    run_and_look(page, lab_zh, relpath, "student", "zh")
+
+
+@pytest.mark.parametrize("relpath", NOTEBOOK_NAMES_ZH)
+def test_chinese_answer_notebook_runs_cleanly_in_jupyterlab(answers_lab_zh, page, relpath):
+    run_and_look(page, answers_lab_zh, relpath, "answer", "zh")

@@ -27,6 +27,7 @@ from buflesson.grading.judge.children import Child, Zygote, ZygoteError
 from buflesson.grading.judge.scratch import ScratchRoot
 from buflesson.grading.limits import Limits
 from buflesson.handles import Remote, Session
+from buflesson.i18n import using
 from buflesson.results import FAILED, CheckResult
 from buflesson.standin import STANDIN
 from buflesson.wire import Ref
@@ -360,7 +361,8 @@ def grade_notebook(
         watch = [str(folder / name) for name in ("files", "home", "tmp")] if zygote.level == "basic" else []
         conversation = Conversation(job, child, limits, hidden, outcome, started, watch)
         try:
-            conversation.run()
+            with using(job.language):  # the checks' messages in the student's language
+                conversation.run()
         except Stop as stop:
             outcome.stop(stop.status, stop.reason)
         except GraderDied:

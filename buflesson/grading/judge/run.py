@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from buflesson.checks import exercises
-from buflesson.grading.course import Lesson, plan
+from buflesson.grading.course import Lesson, plan, translated_answers
 from buflesson.grading.gradebook import INVALID, NotebookResult, ResultStore
 from buflesson.grading.jobs import CRASHED, Job, Outcome
 from buflesson.grading.judge.children import Grader, ZygoteError
@@ -40,6 +40,7 @@ from buflesson.grading.submissions import (
     read_submitted,
     shard_of,
 )
+from buflesson.translation import notebook_language
 
 __all__ = ["GRADEBOOK_EVERY", "GradeError", "Shard", "grade", "writable"]
 
@@ -67,7 +68,10 @@ def read_job(sub: Submission, lesson: Lesson) -> Job:
     if hashlib.sha256(data).hexdigest() != sub.sha256:
         raise InvalidNotebook("the file changed during grading; grade it again")
     notebook = read_notebook(data)
-    return Job(sub.file, sub.sha256, sub.lesson, plan(lesson, notebook), sub.path.name, data, sub.folder)
+    return Job(
+        sub.file, sub.sha256, sub.lesson, plan(lesson, notebook), sub.path.name, data, sub.folder,
+        notebook_language(notebook),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,16 @@ class Request:
 
     @property
     def secrets(self) -> list[Path]:
-        """What a notebook must never see: the course, the output, the submissions, hidden checks."""
-        return [self.answers, self.out, *map(Path, self.paths), *([self.hidden] if self.hidden else [])]
+        """What a notebook must never see: the course (its translations too), the output, the
+        submissions, hidden checks."""
+        translated = list(translated_answers(self.answers).values())
+        return [
+            self.answers,
+            *translated,
+            self.out,
+            *map(Path, self.paths),
+            *([self.hidden] if self.hidden else []),
+        ]
 
 
 def grade(

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from buflesson.grading.course import Lesson, load_course
+from buflesson.grading.course import Lesson, load_course, translated_answers
 from buflesson.grading.hidden import HiddenCheck, load_hidden
 from buflesson.grading.judge.verdict import Scheme
 from buflesson.grading.limits import Limits
@@ -71,6 +71,9 @@ def settings_digest(answers: Path, hidden: Path | None, limits: Limits, scheme: 
     digest = hashlib.sha256()
     for path in sorted(answers.glob("*.ipynb")) + ([hidden] if hidden else []):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for code, folder in translated_answers(answers).items():  # a translated lesson is a reference too
+        for path in sorted(folder.glob("*.ipynb")):
+            digest.update(f"{code}/{path.name}".encode() + b"\0" + path.read_bytes())
     digest.update(repr((limits, sorted(scheme.points.items()), scheme.tampered_policy)).encode())
     return digest.hexdigest()
 

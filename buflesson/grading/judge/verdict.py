@@ -16,6 +16,7 @@ from buflesson.grading.jobs import Outcome
 from buflesson.grading.judge.conversation import short
 from buflesson.grading.limits import Limits
 from buflesson.grading.submissions import Submission
+from buflesson.i18n import tr
 from buflesson.results import FAILED, NOT_ATTEMPTED, PASSED
 
 KEEP, ZERO = "keep", "zero"
@@ -41,13 +42,14 @@ class Scheme:
             out += [(h.id, exercise_id, h.points, True) for h in self.hidden.get(exercise_id, [])]
         return out
 
-    def title(self, column: str, exercise_id: str) -> str:
-        """The title a check shows, for a check that did not report one (it never ran)."""
+    def title(self, column: str, exercise_id: str, code: str = "en") -> str:
+        """The title a check shows, for a check that did not report one (it never ran); an
+        exercise's title in the language `code` (a hidden check's as its author wrote it)."""
         for check in self.hidden.get(exercise_id, []):
             if check.id == column:
                 return check.title
         known = exercises().get(exercise_id)
-        return known.title if known is not None and column == exercise_id else ""
+        return tr(known.title, code) if known is not None and column == exercise_id else ""
 
     def max_score(self, lesson: Lesson | None) -> float:
         return sum(c[2] for c in self.columns(lesson)) if lesson else 0.0
@@ -74,7 +76,7 @@ def unrun(sub: Submission, lesson: Lesson | None, scheme: Scheme) -> NotebookRes
         _check(
             column,
             exercise_id,
-            scheme.title(column, exercise_id),
+            scheme.title(column, exercise_id, sub.language),
             NOT_ATTEMPTED,
             "Not graded: " + sub.problem,
             "",
@@ -92,6 +94,7 @@ def unrun(sub: Submission, lesson: Lesson | None, scheme: Scheme) -> NotebookRes
         checks,
         max_score=scheme.max_score(lesson),
         sha256=sub.sha256,
+        language=sub.language,
     )
 
 
@@ -118,7 +121,14 @@ def verdict(
             status, message = FAILED, "Not graded: this check did not run."
         checks.append(
             _check(
-                column, exercise_id, scheme.title(column, exercise_id), status, message, "", points, hidden
+                column,
+                exercise_id,
+                scheme.title(column, exercise_id, sub.language),
+                status,
+                message,
+                "",
+                points,
+                hidden,
             )
         )
 
@@ -152,6 +162,7 @@ def verdict(
         scheme.max_score(lesson),
         sub.sha256,
         round(outcome.seconds, 3),
+        sub.language,
     )
 
 
