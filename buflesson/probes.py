@@ -398,34 +398,53 @@ GLOBAL_SETTINGS = {
     "default_dtype": N_("the default dtype"),
     "default_device": N_("the default device"),
     "torch_rng": N_("torch's random state"),
+    "torch_seed": N_("torch's random seed (torch.manual_seed)"),
     "python_rng": N_("Python's random state"),
     "anomaly": N_("anomaly detection"),
     "deterministic": N_("deterministic algorithms"),
-    "cwd": N_("the working directory"),
 }
+# Kept by the workbench, not settings: what the student's calls changed and it put back.
+RECORDS = ("leaked", "modified_inputs")
 
 
 def leaves_global_state(before: dict, after: dict, what: str | Msg) -> None:
     """Fail when the student's code changed the process's global state (grad mode, default dtype or
-    device, random state) and did not put it back. `what` names the code (marked with `N_`)."""
-    changed = [key for key in before if before.get(key) != after.get(key)]
+    device, random seed or state) and did not put it back, or changed a tensor it was given in place.
+    `before` and `after` are `Session.state()`; `what` names the code (marked with `N_`)."""
+    changed = [key for key in before if key not in RECORDS and before.get(key) != after.get(key)]
+    changed += [
+        key for key in after.get("leaked", []) if key not in before.get("leaked", []) and key not in changed
+    ]
     if changed:
-        hint = (
-            N_(
+        if "grad_enabled" in changed:
+            hint = N_(
                 "Everything after your code runs with that setting too: use `with torch.no_grad():` around "
                 "the lines that need it, never torch.set_grad_enabled(False) on its own."
             )
-            if "grad_enabled" in changed
-            else N_(
+        elif "torch_seed" in changed:
+            hint = N_(
+                "Everything after your code draws the same random numbers again: leave torch's seed alone. "
+                "For numbers that repeat, use your own generator (torch.Generator().manual_seed(n), passed "
+                "as generator=...) or seed inside `with torch.random.fork_rng():`."
+            )
+        else:
+            hint = N_(
                 "Everything after your code runs with that setting too: leave global settings as you found "
                 "them: use a `with` block, or save and restore them."
             )
-        )
         raise Fail(
             "{what} changed {changed} for the rest of the session.",
             hint,
             what=as_msg(what),
             changed=Listed(Msg(GLOBAL_SETTINGS[key]) if key in GLOBAL_SETTINGS else key for key in changed),
+        )
+    if after.get("modified_inputs", 0) > before.get("modified_inputs", 0):
+        raise Fail(
+            "{what} changed a tensor it was given, in place: the caller's tensor no longer holds what they "
+            "passed.",
+            "Leave the tensors you are given as they are: compute a new tensor (x = x - mean, "
+            "x.masked_fill(...)), not an in-place change (x.sub_(mean), x -= mean, x.masked_fill_(...)).",
+            what=as_msg(what),
         )
 
 

@@ -31,6 +31,8 @@ from buflesson.probes import (
     expect_runs_on_device,
     forward,
     leaves_global_state,
+    names_in,
+    prediction,
     rows,
     save_and_reload,
     sgd_step,
@@ -42,30 +44,18 @@ from buflesson.real_models import tiny_llama, tiny_resnet, tiny_t5
 # -- the student's set of names -----------------------------------------------------------------
 
 
-def answer_names(answer: Remote) -> set[str]:
-    """The student's names: a set (list, tuple) of strings, or a function that returns one."""
-    if answer.kind == "function":
-        with student(code(f"{answer.name}()")):
-            value = answer()
-    elif answer.kind == "data":
-        value = answer.value()
-    else:
-        value = answer
-    return names_from(value)
+EXPECTED = N_("a set of tensor names")
 
 
-def names_from(value: object) -> set[str]:
-    """`value` as a set of names, or `Fail` saying what it is instead."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, (set, frozenset, list, tuple)):
-        kind = value.info.get("type") if isinstance(value, Remote) else type(value).__name__
-        raise Fail(
-            "Expected a set of tensor names, got {kind}.",
-            'Return a set of strings, e.g. {{"shared.weight", "lm_head.weight"}}.',
-            kind=kind,
-        )
-    if not all(isinstance(name, str) for name in value):
-        raise Fail("Every name must be a string.", 'Write each name in quotes, e.g. "shared.weight".')
-    return set(value)
+def answer_names(answer: Remote, example: str) -> set[str]:
+    """The student's names: a set (list, tuple) of strings, or a function that returns one; a name
+    listed twice fails as it does in lesson 9. `example` shows the form with this model's names."""
+    return names_from(prediction(answer, expected=EXPECTED, example=example, call=True), example)
+
+
+def names_from(value: object, example: str = '{"shared.weight", "lm_head.weight"}') -> set[str]:
+    """`value` as a set of names, or `Fail` saying what it is instead (a name given twice too)."""
+    return set(names_in(value, expected=EXPECTED, example=example))
 
 
 @dataclass(frozen=True)
@@ -155,7 +145,7 @@ def _why_tied(model: nn.Module) -> Why:
     "trained once.",
 )
 def t5_tied(answer: Remote) -> None:
-    given = answer_names(answer)
+    given = answer_names(answer, '{"shared.weight", "lm_head.weight"}')
     model = tiny_t5()
     compare_names(given, tied_names(model), _known(model), _why_tied(model), code("T5"))
 
@@ -206,7 +196,7 @@ def _why_not_saved(model: nn.Module) -> Why:
     passed="inv_freq and original_inv_freq are non-persistent buffers: moved by .to(), rebuilt by __init__.",
 )
 def llama_not_saved(answer: Remote) -> None:
-    given = answer_names(answer)
+    given = answer_names(answer, '{"model.norm.weight", "lm_head.weight"}')
     model = tiny_llama()
     compare_names(given, not_saved(model), _known(model), _why_not_saved(model), N_("The Llama model"))
 
@@ -265,7 +255,7 @@ def _why_changed(model: nn.Module) -> Why:
     passed="One forward pass in training mode updates every BatchNorm's running statistics and count.",
 )
 def resnet_forward(answer: Remote) -> None:
-    given = answer_names(answer)
+    given = answer_names(answer, '{"conv1.weight", "fc.bias"}')
     model = tiny_resnet()
     batch = Draw().randn(2, 3, 16, 16)
     truth = changed_by_forward(tiny_resnet(), batch)
@@ -315,6 +305,22 @@ def _expect_registered(model: Remote) -> None:
         )
 
 
+def _expect_own_blocks(model: Remote, depth: int) -> None:
+    """Each block its own tensors: `[block] * depth` lists one block `depth` times."""
+    for row in rows(model).values():
+        names = [name for name in (row["name"], *row.get("aliases", ())) if name.startswith("blocks.")]
+        if len(names) > 1:
+            raise Fail(
+                "{first} and {second} are one tensor: the tower holds the same block more than once, so "
+                "its {depth} blocks are one block applied {depth} times.",
+                "Build a new block for each place: nn.ModuleList([make_block() for _ in range(depth)]), "
+                "not [block] * depth.",
+                first=names[0],
+                second=names[1],
+                depth=depth,
+            )
+
+
 def _expect_keys(state: dict, width: int, depth: int) -> None:
     blocks = {key.split(".")[1] for key in state if key.startswith("blocks.")}
     if not blocks:
@@ -359,6 +365,7 @@ def tower(answer: Remote) -> None:
     model = build(answer, width, depth, seed=draw.seed())
     _expect_registered(model)
     _expect_keys(state_dict(model), width, depth)
+    _expect_own_blocks(model, depth)
     initial = state_dict(model)
     forward(model, x, what=N_("forward in training mode"))
     state = state_dict(model)
