@@ -30,6 +30,9 @@ from buflesson.inventory import (
 # --- inputs that change from run to run ---------------------------------------------------------
 
 
+LARGE = 65  # larger than any table size a student may hard-code (16, 32, 64)
+
+
 class Draw:
     """Sizes, seeds and inputs for one check, different on every run so that an answer cannot be
     tuned to one input. `BUFLESSON_CHECK_SEED` fixes them (tests that must repeat exactly)."""
@@ -49,6 +52,11 @@ class Draw:
         """`count` different integers in [low, high], none of them in `avoid`."""
         choices = [n for n in range(low, high + 1) if n not in avoid]
         return self.random.sample(choices, count)
+
+    def sizes_and_a_large_one(self, count: int, low: int, high: int, avoid: tuple[int, ...] = ()) -> list[int]:
+        """`count - 1` different sizes in [low, high] (none in `avoid`), then one in [LARGE, 2 * LARGE]:
+        an answer that cuts its tensors from a table of a fixed size, or caps a size, fails."""
+        return [*self.sizes(count - 1, low, high, avoid), self.integer(LARGE, 2 * LARGE)]
 
     def seed(self) -> int:
         return self.random.randrange(1, 2**31)

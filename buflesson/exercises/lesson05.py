@@ -228,7 +228,7 @@ def running_mean_module(answer: Remote) -> None:
     draw = Draw()
     before_state = answer.session.state()
     momentum = draw.random.choice(MOMENTA)
-    feature_counts = draw.sizes(2, 2, 7)
+    feature_counts = draw.sizes_and_a_large_one(2, 2, 7)
     for features in feature_counts:
         # Batch sizes never equal the feature count: averaging over the wrong dimension must show.
         rows = draw.sizes(3, 2, 9, avoid=(features,))

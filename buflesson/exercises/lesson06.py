@@ -144,7 +144,7 @@ def causal_mask(answer: Remote) -> None:
     draw = Draw()
     session = answer.session
     before_state = session.state()
-    for max_len in draw.sizes(2, 3, 10):
+    for max_len in draw.sizes_and_a_large_one(2, 3, 10):
         full = draw.randn(draw.integer(1, 3), max_len, max_len)
         shorter = draw.randn(draw.integer(1, 3), draw.integer(1, 3), *(2 * [draw.integer(1, max_len - 1)]))
         model = build(answer, max_len, seed=draw.seed())
@@ -372,7 +372,7 @@ def normalizer(answer: Remote) -> None:
     draw = Draw()
     session = answer.session
     before_state = session.state()
-    feature_counts = draw.sizes(2, 2, 7)
+    feature_counts = draw.sizes_and_a_large_one(2, 2, 7)
     for features in feature_counts:
         # Row counts never equal the feature count: statistics over the wrong dimension must show.
         data = 3.0 + 2.0 * draw.randn(draw.integer(5, 12, avoid=(features,)), features)

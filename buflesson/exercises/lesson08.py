@@ -338,7 +338,7 @@ def registered_mask(answer: Remote) -> None:
     draw = Draw()
     before = answer.session.state()
     device = answer.session.device()
-    for size in draw.sizes(2, 2, 8, avoid=(LESSON_SIZE,)):
+    for size in draw.sizes_and_a_large_one(2, 2, 8, avoid=(LESSON_SIZE,)):
         model = build(answer, size, seed=draw.seed())
         _expect_mask(model, size)
         if "mask" in state_dict(model):
