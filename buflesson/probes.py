@@ -53,7 +53,9 @@ class Draw:
         choices = [n for n in range(low, high + 1) if n not in avoid]
         return self.random.sample(choices, count)
 
-    def sizes_and_a_large_one(self, count: int, low: int, high: int, avoid: tuple[int, ...] = ()) -> list[int]:
+    def sizes_and_a_large_one(
+        self, count: int, low: int, high: int, avoid: tuple[int, ...] = ()
+    ) -> list[int]:
         """`count - 1` different sizes in [low, high] (none in `avoid`), then one in [LARGE, 2 * LARGE]:
         an answer that cuts its tensors from a table of a fixed size, or caps a size, fails."""
         return [*self.sizes(count - 1, low, high, avoid), self.integer(LARGE, 2 * LARGE)]
@@ -193,6 +195,19 @@ def forward(
             "{what} returned {kind}, not a tensor.", "Keep the given `return` line.", what=what, kind=kind
         )
     return out
+
+
+def expect_fresh_output(model: Remote, x: torch.Tensor, out: torch.Tensor, what: str | Msg = FORWARD) -> None:
+    """`out` is what forward gave for `x`: forward on a second input of the same shape and other values
+    must give another result, not one kept from the earlier call."""
+    second = forward(model, 1.0 - 0.5 * x, what=what)
+    if second.shape == out.shape and torch.equal(second.detach().cpu(), out.detach().cpu()):
+        raise Fail(
+            "{what} gave the same result for two inputs of the same shape and different values: it returns "
+            "a result kept from an earlier call.",
+            "Compute the result from the input at every call; keep nothing from one call to the next.",
+            what=as_msg(what),
+        )
 
 
 def rows(model: Remote) -> dict[str, dict]:
@@ -758,6 +773,16 @@ def fail_on_device(error: StudentError, where: str | Msg, hint: str, **values: o
     """The `Fail` for forward raising `error` on the lessons' device (`where` names the step; `values`
     fill `hint`)."""
     where = as_msg(where)
+    if standin_limit(error) and "copy out of meta" in error.message.lower():
+        return Fail(
+            "{where}, forward copied a tensor to the CPU (.cpu(), .to('cpu'), .numpy()): {error} "
+            "(buflesson's GPU stand-in holds no values to copy). On a GPU the copy runs, and the next "
+            "operation that mixes the copy with the GPU's tensors fails, unless the copy is 0-dim.",
+            "Keep every tensor forward uses on the model's device: leave out .cpu() and .to('cpu') in "
+            "forward, and make any new tensor on x.device.",
+            where=where,
+            error=str(error),
+        )
     if standin_limit(error):
         return Fail(
             "{where}, forward raised {error} (buflesson's GPU stand-in holds no values, so it cannot run "

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from buflesson import wire
+from buflesson import seeding, wire
 from buflesson.wire import Ref, WireError
 
 LIBRARIES = ("torch", "buflesson")  # what `lib` may name: never the student's code
@@ -184,10 +184,12 @@ def _watched(bench: Workbench, seed: int | None, inputs: list[torch.Tensor]) -> 
     copies = [(t, t.detach().clone()) for t in inputs if t.device.type != "meta"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(start)
+        seeding.forget()
         try:
             yield
         finally:
-            changed = ["torch_seed"] if torch.initial_seed() != start else []
+            reseeded = torch.initial_seed() != start and not seeding.reseeded_by_lesson()
+            changed = ["torch_seed"] if reseeded else []
             now = _settings()
             for key, value in settings.items():
                 if now[key] != value:

@@ -119,11 +119,17 @@ def _normalized(x: torch.Tensor, stats: dict) -> torch.Tensor:
 _FORMULA_MISTAKES = (
     (
         lambda x, s: F.linear(x - s["mean"], s["linear.weight"], s["linear.bias"]),
-        N_("forward computes linear(x - mean): it does not divide by std."),
+        N_(
+            "forward computes linear(x - mean) with the loaded mean: it does not divide by the loaded std "
+            "(it divides by nothing, or by a value of std from before the load)."
+        ),
     ),
     (
         lambda x, s: F.linear(x / s["std"], s["linear.weight"], s["linear.bias"]),
-        N_("forward computes linear(x / std): it does not subtract mean."),
+        N_(
+            "forward computes linear(x / std) with the loaded std: it does not subtract the loaded mean (it "
+            "subtracts nothing, or a value of mean from before the load)."
+        ),
     ),
     (
         lambda x, s: F.linear((x - s["mean"]) * s["std"], s["linear.weight"], s["linear.bias"]),
@@ -218,7 +224,13 @@ def fresh_statistics(answer: Remote) -> None:
             raise _not_the_loaded_stats(model, code("load_state_dict(...)"))
         for formula, message in _FORMULA_MISTAKES:
             if close(out, formula(x.double(), {k: v.double() for k, v in trained.items()}), TOL32, TOL32):
-                raise Fail(message, "Compute linear((x - self.mean) / self.std) in forward.")
+                raise Fail(
+                    message,
+                    N_(
+                        "Compute linear((x - self.mean) / self.std) in forward, reading both buffers there "
+                        "at each call: a value computed from them earlier misses every later load."
+                    ),
+                )
         raise _other_values(code("load_state_dict(...)"))
 
     # .double(), then forward, then a second load.
