@@ -143,6 +143,8 @@ class _StudentCall:
 
     def __exit__(self, kind, error, tb) -> bool:
         if isinstance(error, StudentError):
+            if missing_forward(error):
+                raise no_forward(self.what) from None
             if error.not_implemented and not from_meta(error):
                 raise NotAttempted from None
             if from_meta(error):
@@ -156,6 +158,21 @@ class _StudentCall:
                 ) from None
             raise Fail("{what} raised {error}", STEP_HINT, what=self.what, error=str(error)) from None
         return False
+
+
+def missing_forward(error: StudentError) -> bool:
+    """True for PyTorch's error when a model is called and its class defines no `forward` (a method
+    named `foward` or `Forward` is never called): a mistake, not an exercise left unwritten."""
+    return error.not_implemented and 'missing the required "forward" function' in error.message
+
+
+def no_forward(what: str | Msg) -> Fail:
+    return Fail(
+        "{what}: the model has no forward method, so calling it raises NotImplementedError.",
+        "Name the method exactly forward: def forward(self, x): ... (model(x) calls forward and no other "
+        "name).",
+        what=as_msg(what),
+    )
 
 
 def from_meta(error: StudentError) -> bool:
@@ -753,6 +770,8 @@ def attempt(model: Remote, *inputs: object, device_rule: bool = False) -> torch.
     try:
         out = model.call(*inputs, device_rule=device_rule)
     except StudentError as error:
+        if missing_forward(error):
+            raise no_forward(FORWARD) from None
         if error.not_implemented and not (device_rule and standin_limit(error)):
             raise NotAttempted from None
         return error

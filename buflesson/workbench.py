@@ -371,6 +371,16 @@ def global_state() -> dict:
     }
 
 
+def file_digest(path: str) -> str | None:
+    """A digest of the file at `path` (None when there is none): a check asks it through `lib` to
+    see whether the student's code rewrote a file it was only meant to read."""
+    try:
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()
+    except OSError:
+        return None
+
+
 def op_state(bench: Workbench) -> dict:
     """`global_state()` of the process the student's code runs in, with what the student's calls
     changed and the workbench put back (`leaked`, `modified_inputs`: see `_watched`)."""

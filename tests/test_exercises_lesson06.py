@@ -275,6 +275,16 @@ class CheckedMask(CausalMask):  # extra harmless code: a shape check in forward
         return super().forward(scores)
 
 
+class Foward(nn.Module):  # forward misspelt: model(x) finds no forward
+    def __init__(self, max_len):
+        super().__init__()
+        self.register_buffer("mask", torch.ones(max_len, max_len, dtype=torch.bool).tril(), persistent=False)
+
+    def foward(self, scores):
+        length = scores.shape[-1]
+        return scores.masked_fill(~self.mask[:length, :length], float("-inf"))
+
+
 class FirstFitOnly(Normalizer):
     def __init__(self, features):
         super().__init__(features)
@@ -454,6 +464,7 @@ WRONG = {
         Wrong(CachesOutput, "same result for two inputs of the same shape", "keep nothing from one call"),
         Wrong(MasksInPlace, "changed a tensor it was given, in place", "not an in-place change"),
         Wrong(SeedsInInit, "changed torch's random seed", "leave torch's seed alone"),
+        Wrong(Foward, "the model has no forward method", "Name the method exactly forward"),
         Wrong(FloatDefaultInInit, "changed the default dtype", "leave global settings as you found them"),
     ],
     "6.2": [
