@@ -272,7 +272,10 @@ KIND_HINTS: dict[tuple[str, str], tuple[str, str]] = {
             "{name!r} is a buffer with persistent=False: it moves with the model but is left out of "
             "state_dict(), so it is not saved."
         ),
-        N_("This one must be saved: register it without persistent=False."),
+        N_(
+            "This one must be saved: register it as a persistent buffer (the default), "
+            "self.register_buffer({name!r}, tensor)."
+        ),
     ),
     (BUFFER, PARAMETER): (
         N_(
@@ -627,7 +630,15 @@ def shown(value: object) -> str | Msg:
 def rounded(value: torch.Tensor, digits: int = 4) -> list:
     """A tensor's values as a (nested) list of rounded numbers, for messages."""
     data = value.detach().cpu().double()
-    return torch.round(data, decimals=digits).tolist()
+    if data.is_complex():
+        return torch.round(data, decimals=digits).tolist()
+    # Below 10**-digits a value keeps `digits` significant digits: 1e-06 is not shown as 0.0.
+    tiny = (data.abs() < 10.0**-digits) & (data != 0)
+    if not tiny.any():
+        return torch.round(data, decimals=digits).tolist()
+    exponent = torch.floor(torch.log10(data.abs().clamp_min(1e-300)))
+    scale = torch.pow(10.0, digits - 1 - exponent)
+    return torch.where(tiny, torch.round(data * scale) / scale, torch.round(data, decimals=digits)).tolist()
 
 
 # --- predictions: plain data the student writes ---------------------------------------------------

@@ -25,6 +25,7 @@ from buflesson.probes import (
     convert,
     expect_kind,
     expect_module_class,
+    expect_own_tensors,
     expect_start,
     fail_on_device,
     forward,
@@ -195,6 +196,7 @@ def fresh_statistics(answer: Remote) -> None:
     model = build(answer, seed=draw.seed())
     for name in ("mean", "std"):
         expect_kind(answer, model, name, BUFFER, sample=x)
+    expect_own_tensors(answer, ("mean", "std"))
     start = {
         "mean": expect_start(model, "mean", torch.zeros(3), "torch.zeros(3)"),
         "std": expect_start(model, "std", torch.ones(3), "torch.ones(3)"),
@@ -353,6 +355,7 @@ def registered_mask(answer: Remote) -> None:
     for size in draw.sizes_and_a_large_one(2, 2, 8, avoid=(LESSON_SIZE,)):
         model = build(answer, size, seed=draw.seed())
         _expect_mask(model, size)
+        expect_own_tensors(answer, ("mask",), args=(size,))
         if "mask" in state_dict(model):
             raise kind_fail("mask", NON_PERSISTENT_BUFFER, kind_of(model, "mask")) or Fail(
                 "state_dict() holds mask: the published checkpoints have no 'mask' key, so a strict load of "
@@ -423,7 +426,15 @@ def saved_peak(answer: Remote) -> None:
     x, y, z = (_peaky(draw, rows, small) for rows in (rows_a, rows_b, rows_c))
     z[0] = 8.0  # above every peak so far: a forward that raised peak in evaluation mode too would show
     model = build(answer, seed=draw.seed())
+    if kind_of(model, "peak") == NON_PERSISTENT_BUFFER:
+        raise Fail(
+            "'peak' is still a buffer with persistent=False, as UnsavedPeak registers it: it is left out "
+            "of state_dict(), so it is not saved.",
+            "In PeakScaled.__init__, after super().__init__(), register peak again as a saved buffer: "
+            "self.register_buffer('peak', torch.ones(3)) (persistent=True is the default).",
+        )
     expect_kind(answer, model, "peak", BUFFER, sample=x)
+    expect_own_tensors(answer, ("peak",))
     peak = expect_start(model, "peak", torch.ones(3), "torch.ones(3)")
     state = state_dict(model)
     _expect_layer(
