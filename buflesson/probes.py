@@ -450,14 +450,16 @@ GLOBAL_SETTINGS = {
 RECORDS = ("leaked", "modified_inputs")
 
 
-def leaves_global_state(before: dict, after: dict, what: str | Msg) -> None:
+def leaves_global_state(before: dict, after: dict, what: str | Msg, ignore: tuple[str, ...] = ()) -> None:
     """Fail when the student's code changed the process's global state (grad mode, default dtype or
     device, random seed or state) and did not put it back, or changed a tensor it was given in place.
-    `before` and `after` are `Session.state()`; `what` names the code (marked with `N_`)."""
+    `before` and `after` are `Session.state()`; `what` names the code (marked with `N_`); the keys in
+    `ignore` are not counted."""
     changed = [key for key in before if key not in RECORDS and before.get(key) != after.get(key)]
     changed += [
         key for key in after.get("leaked", []) if key not in before.get("leaked", []) and key not in changed
     ]
+    changed = [key for key in changed if key not in ignore]
     if changed:
         if "grad_enabled" in changed:
             hint = N_(
@@ -803,22 +805,13 @@ def fail_on_device(error: StudentError, where: str | Msg, hint: str, **values: o
     """The `Fail` for forward raising `error` on the lessons' device (`where` names the step; `values`
     fill `hint`)."""
     where = as_msg(where)
-    if standin_limit(error) and "copy out of meta" in error.message.lower():
-        return Fail(
-            "{where}, forward copied a tensor to the CPU (.cpu(), .to('cpu'), .numpy()): {error} "
-            "(buflesson's GPU stand-in holds no values to copy). On a GPU the copy runs, and the next "
-            "operation that mixes the copy with the GPU's tensors fails, unless the copy is 0-dim.",
-            "Keep every tensor forward uses on the model's device: leave out .cpu() and .to('cpu') in "
-            "forward, and make any new tensor on x.device.",
-            where=where,
-            error=str(error),
-        )
     if standin_limit(error):
         return Fail(
             "{where}, forward raised {error} (buflesson's GPU stand-in holds no values, so it cannot run "
-            "an operation that reads them; a GPU would).",
-            "Compute with tensors and sizes (x.shape) instead of reading values (.item(), .tolist(), "
-            ".cpu()) in forward, or run the check on a machine with an accelerator.",
+            "an operation that reads them or copies them out; a GPU would).",
+            "Compute with tensors and sizes (x.shape) instead of reading values (.item(), .tolist()) in "
+            "forward. A copy made with .cpu() must not meet the model's tensors again: on a GPU that "
+            "fails unless the copy is 0-dim. Or run the check on a machine with an accelerator.",
             where=where,
             error=str(error),
         )

@@ -177,19 +177,27 @@ def _watched(bench: Workbench, seed: int | None, inputs: list[torch.Tensor]) -> 
     """Run a student's call in a forked random state seeded with `seed` (or `UNSEEDED`), and put
     back what it changed for the rest of the process: grad mode, default dtype and device, anomaly
     detection, deterministic algorithms, the working directory. What was changed is recorded in
-    `bench.leaked` (a reseeded torch generator as `torch_seed`; a changed working directory is only
-    put back), an input tensor the call changed in place in `bench.modified_inputs`."""
+    `bench.leaked` (a reseeded torch generator as `torch_seed`, random numbers drawn by a call made
+    without a seed as `torch_rng`; a changed working directory is only put back), an input tensor
+    the call changed in place in `bench.modified_inputs`."""
     start = seed if seed is not None else UNSEEDED
     settings, cwd = _settings(), _cwd()
     copies = [(t, t.detach().clone()) for t in inputs if t.device.type != "meta"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(start)
         seeding.forget()
+        drawn_from = torch.get_rng_state() if seed is None else None
         try:
             yield
         finally:
-            reseeded = torch.initial_seed() != start and not seeding.reseeded_by_lesson()
+            lesson = seeding.reseeded_by_lesson()
+            reseeded = torch.initial_seed() != start and not lesson
             changed = ["torch_seed"] if reseeded else []
+            # A call the check made without a seed ran, before, in the student's own random state:
+            # the random numbers it drew are recorded as a change of that state (`torch_rng`).
+            if drawn_from is not None and not (reseeded or lesson):
+                if not torch.equal(torch.get_rng_state(), drawn_from):
+                    changed.append("torch_rng")
             now = _settings()
             for key, value in settings.items():
                 if now[key] != value:

@@ -231,7 +231,7 @@ WRONG = {
     "3.1": [
         Wrong(Plain, "'std' is a plain tensor attribute", "register_buffer('std'"),
         Wrong(Frozen, "'mean' is an nn.Parameter", "unfreeze all"),
-        Wrong(NotPersistent, "'std' is a buffer with persistent=False", "without persistent=False"),
+        Wrong(NotPersistent, "'std' is a buffer with persistent=False", "as a persistent buffer"),
         Wrong(InForward, "created inside forward", "Create it once in __init__"),
         Wrong(Renamed, "no tensor named 'std'", "Keep the name 'std'"),
         Wrong(WrongValues, "std starts as [1.0, 1.0, 1.0]", "torch.tensor([1.0, 2.0, 0.5])"),
@@ -244,7 +244,7 @@ WRONG = {
     "3.2": [
         Wrong(MaskPlain, "'mask' is a plain tensor attribute", "register_buffer('mask'"),
         Wrong(MaskFrozen, "'mask' is an nn.Parameter", "Fixed state belongs in a buffer"),
-        Wrong(MaskNotPersistent, "persistent=False", "without persistent=False"),
+        Wrong(MaskNotPersistent, "persistent=False", "as a persistent buffer"),
         Wrong(MaskInForward, "created inside forward", "Create it once in __init__"),
         Wrong(MaskRequiresGrad, "mask requires grad", "without requires_grad=True"),
         Wrong(MaskUnused, "other values than the masked layer", "Keep the given forward"),
