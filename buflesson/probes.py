@@ -227,6 +227,40 @@ def expect_fresh_output(model: Remote, x: torch.Tensor, out: torch.Tensor, what:
         )
 
 
+def expect_plain_forward(cls: Remote, x: torch.Tensor, args: tuple = (), fresh: bool = True) -> None:
+    """forward, on a fresh model built with `args`, as PyTorch expects of a layer: its output keeps the
+    autograd graph when the model has parameters that require grad (no no_grad, detach or .data),
+    it stores no tensor on the model, and (with `fresh`) a second input of the same shape gets its
+    own result, not one kept from the first call."""
+    model = build(cls, *args)
+    before = rows(model)
+    with student(FORWARD):
+        out = model.call(x, grad=True, keep=True)
+    if any(row["kind"] == PARAMETER and row["requires_grad"] for row in before.values()):
+        with student(FORWARD):
+            tracked = out.attr("requires_grad")
+        if tracked is False:
+            raise Fail(
+                "forward returned a tensor that does not require grad, though the model has parameters "
+                "that do: backward() on a loss made from it cannot reach them, so they are never trained.",
+                "Return the computation itself: no torch.no_grad(), .detach() or .data inside forward (the "
+                "caller decides when to track gradients).",
+            )
+    stored = [name for name in rows(model) if name not in before]
+    if stored:
+        raise Fail(
+            "After forward, the model holds tensors it did not hold before: {stored}. forward stores a "
+            "tensor on the model, where .to() does not move it and state_dict() does not save it.",
+            "Keep what forward computes in local variables: store nothing on self inside forward.",
+            stored=", ".join(stored),
+        )
+    if fresh:
+        with student(FORWARD):
+            first = out.value()
+        if isinstance(first, torch.Tensor):
+            expect_fresh_output(model, x, first)
+
+
 def rows(model: Remote) -> dict[str, dict]:
     """`inventory(model)` rows by name."""
     with student("Listing the model's tensors"):

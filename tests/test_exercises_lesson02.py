@@ -29,6 +29,12 @@ class Ramp(nn.Module):  # the answer notebook's answer
         return self.linear(x * ramp)
 
 
+class RampWithoutGrad(Ramp):  # forward under no_grad: the layer is never trained
+    @torch.no_grad()
+    def forward(self, x):
+        return super().forward(x)
+
+
 class RampDtypeToo(Ramp):
     def forward(self, x):
         ramp = torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=x.dtype)
@@ -216,6 +222,7 @@ RIGHT = {
 
 WRONG = {
     "2.1": [
+        Wrong(RampWithoutGrad, "does not require grad", "no torch.no_grad()"),
         Wrong(RampOnCpu, DEVICE_MESSAGE, "device=x.device"),
         Wrong(OnesOnCpu, DEVICE_MESSAGE, "device=x.device"),
         Wrong(RampMatmulOnCpu, DEVICE_MESSAGE, "device=x.device"),

@@ -24,6 +24,17 @@ class Standardize(nn.Module):  # the answer notebook's answer
         return self.out(torch.relu(self.hidden((x - self.mean) / self.std)))
 
 
+class KeepsTheInput(Standardize):  # forward stores the standardized input on the model
+    def forward(self, x):
+        self.last = (x - self.mean) / self.std
+        return self.out(torch.relu(self.hidden(self.last)))
+
+
+class DetachesTheOutput(Standardize):  # the output leaves the graph: the layers are never trained
+    def forward(self, x):
+        return super().forward(x).detach()
+
+
 class WithNnBuffer(Standardize):
     def __init__(self):
         super().__init__()
@@ -229,6 +240,8 @@ RIGHT = {
 
 WRONG = {
     "3.1": [
+        Wrong(KeepsTheInput, "holds tensors it did not hold before: last", "store nothing on self"),
+        Wrong(DetachesTheOutput, "does not require grad", "no torch.no_grad(), .detach()"),
         Wrong(Plain, "'std' is a plain tensor attribute", "register_buffer('std'"),
         Wrong(Frozen, "'mean' is an nn.Parameter", "unfreeze all"),
         Wrong(NotPersistent, "'std' is a buffer with persistent=False", "as a persistent buffer"),

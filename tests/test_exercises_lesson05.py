@@ -385,7 +385,7 @@ WRONG = {
     "5.1": [
         Wrong(Plain, "'running_mean' is a plain tensor attribute", "register_buffer('running_mean'"),
         Wrong(AsParameter, "'running_mean' is an nn.Parameter", "Fixed state belongs in a buffer"),
-        Wrong(NotPersistent, "persistent=False", "without persistent=False"),
+        Wrong(NotPersistent, "persistent=False", "as a persistent buffer"),
         Wrong(InForward, "created inside forward", "Create it once in __init__"),
         Wrong(StartsAtOne, "running_mean starts as [1.0", "torch.zeros(features)"),
         Wrong(ThreeFeatures, "running_mean has shape (3,)", "never a fixed size"),

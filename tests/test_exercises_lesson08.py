@@ -102,6 +102,12 @@ class StatsInverseCached(NormalizedLinear):  # 1 / std computed at the first for
         return self.linear((x - self.mean) * self.inverse)
 
 
+class StatsDetached(NormalizedLinear):  # the output cut from the graph: the layer is never trained
+    def forward(self, x):
+        with torch.no_grad():
+            return super().forward(x)
+
+
 class StatsInPlaceOnInput(NormalizedLinear):  # changes the caller's x
     def forward(self, x):
         return self.linear(x.sub_(self.mean).div_(self.std))
@@ -467,10 +473,9 @@ WRONG = {
             StatsIgnored, "does not use the mean and std the model now holds", "reading the buffers by name"
         ),
         Wrong(StatsNoStd, "it does not divide by the loaded std", "linear((x - self.mean) / self.std)"),
-        Wrong(
-            StatsInverseCached, "it does not divide by the loaded std", "a value computed from them earlier"
-        ),
+        Wrong(StatsInverseCached, "holds tensors it did not hold before: inverse", "store nothing on self"),
         Wrong(StatsInPlaceOnInput, "changed a tensor it was given, in place", "not an in-place change"),
+        Wrong(StatsDetached, "does not require grad, though the model has parameters", "no torch.no_grad()"),
         Wrong(StatsShared, "Two models built from your class hold the same mean", "Make a new tensor"),
         Wrong(
             StatsTimesStd, "it multiplies by std instead of dividing", "linear((x - self.mean) / self.std)"

@@ -15,6 +15,7 @@ from buflesson.probes import (
     close,
     convert,
     expect_module_class,
+    expect_plain_forward,
     fail_on_device,
     leaves_global_state,
     rows,
@@ -173,6 +174,7 @@ def ramp_on_input_device(answer: Remote) -> None:
             stored=", ".join(stored),
         )
     leaves_global_state(before, answer.session.state(), N_("Building and running Ramp"))
+    expect_plain_forward(answer, x, args=(LESSON_FEATURES,))
 
     # Other numbers of features: a ramp of a fixed length fails here.
     sized = {}

@@ -18,6 +18,7 @@ from buflesson.probes import (
     expect_kind,
     expect_module_class,
     expect_own_tensors,
+    expect_plain_forward,
     expect_runs_on_device,
     forward,
     leaves_global_state,
@@ -99,6 +100,7 @@ def standardize_with_buffers(answer: Remote) -> None:
             )
 
     expect_own_tensors(answer, ("mean", "std"))
+    expect_plain_forward(answer, x)
     with student("changing mean and std in place"):
         model.attr("mean", keep=True).method("add_", 1.5)
         model.attr("std", keep=True).method("mul_", 2.0)
@@ -169,6 +171,7 @@ def masked_linear(answer: Remote) -> None:
         )
 
     expect_own_tensors(answer, ("mask",))
+    expect_plain_forward(answer, x)
     with student("changing mask in place"):
         model.attr("mask", keep=True).method("fill_", 1)
     fresh = save_and_reload(model, lambda: build(answer, seed=draw.seed()))

@@ -19,6 +19,7 @@ from buflesson.probes import (
     expect_kind,
     expect_module_class,
     expect_own_tensors,
+    expect_plain_forward,
     expect_runs_on_device,
     forward,
     leaves_global_state,
@@ -309,6 +310,7 @@ def running_mean_module(answer: Remote) -> None:
 
     args = (features, momentum)
     expect_own_tensors(answer, ("running_mean",), args=args)
+    expect_plain_forward(answer, batch, args=args, fresh=False)
     doubled = expect_follows_double(answer, batch, ("running_mean",), args=args)
     if _running(doubled).dtype != torch.float64:
         raise Fail(

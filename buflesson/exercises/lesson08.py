@@ -26,6 +26,7 @@ from buflesson.probes import (
     expect_kind,
     expect_module_class,
     expect_own_tensors,
+    expect_plain_forward,
     expect_start,
     fail_on_device,
     forward,
@@ -207,6 +208,7 @@ def fresh_statistics(answer: Remote) -> None:
         {"linear.weight": (2, 3), "linear.bias": (2,)},
         N_("Keep the given self.linear = nn.Linear(3, 2)."),
     )
+    expect_plain_forward(answer, x)
 
     # Before any load: the statistics of __init__.
     out = forward(model, x)
@@ -356,6 +358,7 @@ def registered_mask(answer: Remote) -> None:
         model = build(answer, size, seed=draw.seed())
         _expect_mask(model, size)
         expect_own_tensors(answer, ("mask",), args=(size,))
+        expect_plain_forward(answer, draw.randn(3, size), args=(size,))
         if "mask" in state_dict(model):
             raise kind_fail("mask", NON_PERSISTENT_BUFFER, kind_of(model, "mask")) or Fail(
                 "state_dict() holds mask: the published checkpoints have no 'mask' key, so a strict load of "
@@ -436,6 +439,7 @@ def saved_peak(answer: Remote) -> None:
     expect_kind(answer, model, "peak", BUFFER, sample=x)
     expect_own_tensors(answer, ("peak",))
     peak = expect_start(model, "peak", torch.ones(3), "torch.ones(3)")
+    expect_plain_forward(answer, x, fresh=False)
     state = state_dict(model)
     _expect_layer(
         state,

@@ -28,6 +28,7 @@ from buflesson.probes import (
     close,
     code,
     expect_module_class,
+    expect_plain_forward,
     expect_runs_on_device,
     forward,
     leaves_global_state,
@@ -366,6 +367,7 @@ def tower(answer: Remote) -> None:
     _expect_registered(model)
     _expect_keys(state_dict(model), width, depth)
     _expect_own_blocks(model, depth)
+    expect_plain_forward(answer, x, args=(width, depth), fresh=False)
     initial = state_dict(model)
     forward(model, x, what=N_("forward in training mode"))
     state = state_dict(model)
