@@ -535,8 +535,8 @@ def expect_dtype_follows(out: torch.Tensor, sample: torch.Tensor) -> None:
         raise Fail(
             "For a {given} input, forward returned {got}: a {got} tensor inside the model changed the "
             "result's dtype.",
-            "Keep the model's tensors float32 (torch.tensor([...]) gives float32), so that .double() "
-            "and .float() decide the dtype of the whole model.",
+            "Keep the model's tensors float32 (torch.tensor([...]) of Python floats gives float32), so "
+            "that .double() and .float() decide the dtype of the whole model.",
             given=str(sample.dtype),
             got=str(out.dtype),
         )

@@ -224,7 +224,9 @@ WRONG = {
     "1.1": [
         Wrong(KEYS + ["hidden.bias"], "Listed more than once: 'hidden.bias' (2 times)", "write it once"),
         Wrong(
-            KEYS + ["mean", "std"], "mean, std: plain tensor attributes are not in state_dict()", "neither"
+            KEYS + ["mean", "std"],
+            "mean, std: plain tensor attributes are not in state_dict()",
+            "never a plain attribute",
         ),
         Wrong(KEYS + ["out.bias"], "out.bias: that layer has no bias", "bias=False"),
         Wrong(["weight", "bias", "out.weight"], "weight, bias: a key names its submodule", "'hidden.weight'"),

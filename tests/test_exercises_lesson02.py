@@ -249,17 +249,22 @@ WRONG = {
         Wrong(
             {**HALF, "offset": torch.float16}, "offset stays float32: it is a plain attribute", "buffers only"
         ),
-        Wrong({**HALF, "linear.bias": torch.float32}, "linear.bias becomes float16", "Parameters follow"),
+        Wrong(
+            {**HALF, "linear.bias": torch.float32},
+            "linear.bias becomes float16",
+            "Floating-point parameters follow",
+        ),
         Wrong(
             {**HALF, "linear.weight": "float32", "linear.bias": torch.bfloat16},
             "linear.weight and linear.bias become float16: .half() converts every floating-point parameter.",
-            "Parameters follow",
+            "Floating-point parameters follow",
         ),
         Wrong(
             {"linear.weight": "float32", "linear.bias": "float32", "offset": "float16"},
             "linear.bias become float16: .half() converts every floating-point parameter; offset stays",
-            "Parameters follow every conversion of the module: .half(), .double(), .to(...). .half(), "
-            ".double(), .to(...) and .cuda() convert parameters and buffers only.",
+            "Floating-point parameters follow every conversion of the module: .half(), .double(), .to(...) "
+            "(an integer tensor keeps its dtype). .half(), .double(), .to(...) and .cuda() convert "
+            "parameters and buffers only.",
         ),
         Wrong(
             {"linear.weight": torch.float16, "linear.bias": torch.float16},

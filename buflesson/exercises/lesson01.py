@@ -128,7 +128,8 @@ def predict_keys(answer: Remote) -> None:
     if attributes:
         raise Fail(
             "{names}: plain tensor attributes are not in state_dict().",
-            "state_dict() holds parameters and buffers only; `self.mean = torch.tensor(...)` is neither.",
+            "state_dict() holds parameters, persistent buffers and what get_extra_state() returns, never a "
+            "plain attribute: `self.mean = torch.tensor(...)` is none of them.",
             names=", ".join(attributes),
         )
     layers = {key.rpartition(".")[0] for key in truth}

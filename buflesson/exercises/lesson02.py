@@ -309,7 +309,12 @@ def predict_half(answer: Remote) -> None:
                 dtypes=Listed(sorted({truth[name] for name in params}), AND),
             )
         )
-        hints.append(Msg("Parameters follow every conversion of the module: .half(), .double(), .to(...)."))
+        hints.append(
+            Msg(
+                "Floating-point parameters follow every conversion of the module: .half(), .double(), "
+                ".to(...) (an integer tensor keeps its dtype)."
+            )
+        )
     for name in plain:
         reasons.append(
             Msg(

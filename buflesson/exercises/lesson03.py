@@ -50,8 +50,8 @@ def _expect_values(model: Remote, name: str, expected: torch.Tensor) -> torch.Te
     if actual.dtype != torch.float32:
         raise Fail(
             "{name} is {dtype}, but the model's layers are torch.float32: forward would mix the two.",
-            "Keep the model's tensors float32 (torch.tensor([...]) gives float32), so that .double() "
-            "and .float() decide the dtype of the whole model.",
+            "Keep the model's tensors float32 (torch.tensor([...]) of Python floats gives float32), so "
+            "that .double() and .float() decide the dtype of the whole model.",
             name=name,
             dtype=str(actual.dtype),
         )

@@ -267,7 +267,8 @@ def _check_left_as_found(
     if filled:
         raise Fail(
             "{situation}, buffer_gradient left gradients in the .grad of {names}, which had none.",
-            "backward() writes into every parameter's .grad. Use torch.autograd.grad(loss, buffer), "
+            "backward() writes into the .grad of every parameter that requires grad and took part in the "
+            "loss. Use torch.autograd.grad(loss, buffer), "
             "which writes no .grad, or backward(inputs=[buffer]), which fills only the buffer's.",
             situation=situation,
             names=", ".join(filled),
@@ -285,7 +286,8 @@ def _check_left_as_found(
     if changed:
         raise Fail(
             "{situation}, buffer_gradient added to the gradients that {names} already held.",
-            "backward() adds to every parameter's .grad. Use torch.autograd.grad(loss, buffer), which "
+            "backward() adds to the .grad of every parameter that requires grad and took part in the loss. "
+            "Use torch.autograd.grad(loss, buffer), which "
             "touches no parameter's .grad.",
             situation=situation,
             names=", ".join(changed),

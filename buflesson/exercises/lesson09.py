@@ -113,7 +113,8 @@ _WHY = {
         ),
         FROZEN: N_(
             "{name} is a frozen parameter: requires_grad=False, so backward() leaves its .grad None, "
-            "and optimizer.step() skips a parameter without a gradient."
+            "and optimizer.step() skips a parameter without a gradient (SGD, Adam and the other built-in "
+            "optimizers except LBFGS)."
         ),
         BUFFER: N_(
             "{name} is a buffer: the optimizer only gets model.parameters(). BatchNorm's running "
