@@ -383,6 +383,7 @@ class CountProbe(nn.Module):
         self.body = nn.Linear(n_in, n_hidden)
         self.tied = self.body  # the same layer again: parameters() lists it once, state_dict() twice
         self.head = nn.Linear(n_hidden, n_out, bias=False).requires_grad_(False)
+        self.head.weight.grad = torch.ones(n_out, n_hidden)  # left from a backward() before it was frozen
         self.gain = nn.Parameter(torch.ones(gain))
         self.frozen = nn.Parameter(torch.zeros(frozen), requires_grad=False)
         self.register_buffer("table", torch.zeros(table))
@@ -407,6 +408,8 @@ def _counts(model: nn.Module) -> dict[str, int]:
             t for t in model.state_dict(keep_vars=True).values() if t.requires_grad
         ),
         "buffer requiring grad": _numel(t for t in params + buffers if t.requires_grad),
+        "holding a grad": _numel(p for p in params if p.requires_grad or p.grad is not None),
+        "has a gradient": _numel(p for p in params if p.grad is not None),
         "parameters and buffers": _numel(params + buffers),
         "tensors": sum(1 for p in params if p.requires_grad),
         "all tensors": len(params),
@@ -416,6 +419,21 @@ def _counts(model: nn.Module) -> dict[str, int]:
 
 
 MISTAKES = {
+    "has a gradient": (
+        N_("counted the parameters that hold a .grad"),
+        N_(
+            "A .grad holds what an earlier backward() left (or None before any): it says nothing about the "
+            "next step. Count the parameters with p.requires_grad, the ones the next backward() fills."
+        ),
+    ),
+    "holding a grad": (
+        N_("counted the frozen parameter that still holds a .grad from an earlier backward()"),
+        N_(
+            "In the usual loop zero_grad() sets every .grad to None before backward(), and backward() gives "
+            "a parameter with requires_grad=False none: a .grad left from before does not make it "
+            "trainable. Count the parameters with p.requires_grad."
+        ),
+    ),
     "all parameters": (
         N_("counted the frozen parameters too"),
         N_(
@@ -502,6 +520,8 @@ def _count(answer: Remote, model: Remote, what: str | Msg) -> int:
             pass
     if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.dtype.is_floating_point:
         got = int(got.item())
+    if isinstance(got, float) and got.is_integer():  # a count summed as floats is still the count
+        got = int(got)
     if isinstance(got, bool) or not isinstance(got, int):
         raise Fail(
             "trainable_count(model) returned {got}, not a whole number.",
@@ -543,6 +563,14 @@ def trainable_count(answer: Remote) -> None:
         raise Fail(
             "trainable_count changed requires_grad of the model's parameters.",
             "Only count: read p.requires_grad, never set it.",
+        )
+    with student("Reading head.weight.grad"):
+        grad_kept = isinstance(model.attr("head.weight.grad"), torch.Tensor)
+    if not grad_kept:
+        raise Fail(
+            "trainable_count changed the gradients the model held: head.weight.grad is None after it ran.",
+            "Only count: never call zero_grad() or set .grad (the caller may be in the middle of a "
+            "training step).",
         )
     expected = counts["right"]
     if got != expected:
