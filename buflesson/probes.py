@@ -374,9 +374,20 @@ def expect_kind(
     """Fail with the hint for what was found unless tensor `name` of `model` is of kind `wanted`;
     returns its inventory row. When `name` is missing after `__init__` but appears once forward has
     run on `sample` (in a fresh model built with `args`), the hint says it is made inside forward."""
-    found = rows(model).get(name)
+    every = rows(model)
+    found = every.get(name)
     if found is not None and found["kind"] == wanted:
         return found
+    holder = next((row for row in every.values() if name in row.get("held_by", ())), None)
+    if found is None and holder is not None:
+        raise Fail(
+            "{name!r} is a plain attribute that points at the tensor registered as {real!r}: PyTorch knows "
+            "that tensor by the name {real!r} only, and after a .to() that replaces it, {name!r} still "
+            "points at the old one.",
+            "Register the tensor under the name {name!r} itself, with no second name.",
+            name=name,
+            real=holder["name"],
+        )
     if found is None:
         if sample is not None:
             probe = build(answer_class, *args)

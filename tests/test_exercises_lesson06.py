@@ -285,6 +285,21 @@ class Foward(nn.Module):  # forward misspelt: model(x) finds no forward
         return scores.masked_fill(~self.mask[:length, :length], float("-inf"))
 
 
+class AliasedMask(CausalMask):  # registered as 'causal'; self.mask a plain second name for it
+    def __init__(self, max_len):
+        nn.Module.__init__(self)
+        self.register_buffer(
+            "causal", torch.ones(max_len, max_len, dtype=torch.bool).tril(), persistent=False
+        )
+        self.mask = self.causal
+
+
+class FitsInHalf(Normalizer):  # the statistics go through float16
+    def fit(self, x):
+        self.mean = x.mean(0).half().to(self.mean)
+        self.std = x.std(0).half().to(self.std)
+
+
 class FirstFitOnly(Normalizer):
     def __init__(self, features):
         super().__init__(features)
@@ -465,6 +480,7 @@ WRONG = {
         Wrong(MasksInPlace, "changed a tensor it was given, in place", "not an in-place change"),
         Wrong(SeedsInInit, "changed torch's random seed", "leave torch's seed alone"),
         Wrong(Foward, "the model has no forward method", "Name the method exactly forward"),
+        Wrong(AliasedMask, "points at the tensor registered as 'causal'", "under the name 'mask' itself"),
         Wrong(FloatDefaultInInit, "changed the default dtype", "leave global settings as you found them"),
     ],
     "6.2": [
@@ -494,6 +510,7 @@ WRONG = {
         Wrong(Normalizer(3), "not the class", "check(..., Normalizer)"),
         Wrong(FirstFitOnly, "A second fit() on other data left mean and std", "every time it is called"),
         Wrong(StdPlusEps, "After fit(), std is [", "x.std(0)"),
+        Wrong(FitsInHalf, "holds x.mean(0) rounded to torch.float16", "Keep full precision"),
         Wrong(SharedDefaults, "Two models built from your class hold the same mean", "Make a new tensor"),
         Wrong(SeedsInFit, "changed torch's random seed", "leave torch's seed alone"),
         Wrong(GradOffInFit, "changed gradient tracking", "torch.no_grad()"),

@@ -314,6 +314,17 @@ def _expect_fitted(model: Remote, data: torch.Tensor, conversion: str = "") -> N
                 name=name,
                 keep=_keep(name),
             )
+        for low in (torch.float16, torch.bfloat16):
+            if close(value, expected.to(low).to(expected.dtype), atol=1e-6, rtol=2e-6):
+                raise Fail(
+                    "After fit(), {name} holds x.{name}(0) rounded to {low}: {got}, expected {expected}.",
+                    "Keep full precision: compute x.{name}(0) in the data's dtype and store it in the "
+                    "buffer's own dtype, with no {low} step in between.",
+                    name=name,
+                    low=str(low),
+                    got=rounded(value),
+                    expected=rounded(expected),
+                )
         if name == "std" and close(value, data.std(0, correction=0)):
             raise Fail(
                 "std uses the population formula (correction=0).",

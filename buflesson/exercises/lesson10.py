@@ -256,7 +256,7 @@ def _why_changed(model: nn.Module) -> Why:
     passed="One forward pass in training mode updates every BatchNorm's running statistics and count.",
 )
 def resnet_forward(answer: Remote) -> None:
-    given = answer_names(answer, '{"conv1.weight", "fc.bias"}')
+    given = answer_names(answer, '{"resnet.embedder.embedder.convolution.weight", "classifier.1.bias"}')
     model = tiny_resnet()
     batch = Draw().randn(2, 3, 16, 16)
     truth = changed_by_forward(tiny_resnet(), batch)
