@@ -249,7 +249,7 @@ WRONG = {
         Wrong(Renamed, "no tensor named 'std'", "Keep the name 'std'"),
         Wrong(WrongValues, "std starts as [1.0, 1.0, 1.0]", "torch.tensor([1.0, 2.0, 0.5])"),
         Wrong(FourRowsOnly, "forward raised RuntimeError", "Run that step yourself"),
-        Wrong(Float64Buffers, "mean is torch.float64", "torch.tensor([...]) gives float32"),
+        Wrong(Float64Buffers, "mean is torch.float64", "torch.tensor([...]) of Python floats gives float32"),
         Wrong(SharedTensor, "hold the same mean tensor", "not a tensor made once outside the"),
         Wrong(SwitchesGradOff, "changed gradient tracking", "torch.no_grad()"),
         Wrong(Standardize(), "not the class", "check(..., Standardize)"),

@@ -499,7 +499,7 @@ WRONG = {
         Wrong(FitsNotPersistent, "non-persistent buffer", "registers the buffer anew"),
         Wrong(DeletesFirst, "'mean' is a plain attribute", "Do not delete the buffer"),
         Wrong(PlainInInit, "'mean' is a plain tensor attribute", "register_buffer('mean'"),
-        Wrong(NotPersistentInInit, "'std' is a buffer with persistent=False", "without persistent=False"),
+        Wrong(NotPersistentInInit, "'std' is a buffer with persistent=False", "as a persistent buffer"),
         Wrong(PopulationStd, "population formula", "x.std(0)"),
         Wrong(FitsMeanOnly, "fit() left std as it was", "self.std.copy_(x.std(0))"),
         Wrong(OverAll, "mean is [", "one value per feature: x.mean(0)"),
