@@ -202,6 +202,12 @@ class SharedBlock(Tower):  # one block object listed depth times: depth names, o
         self.blocks = nn.ModuleList([_block(width)] * depth)
 
 
+class DictTower(Tower):  # an nn.ModuleDict: registered, but named by keys, and the loop gets the keys
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks = nn.ModuleDict({f"b{i}": _block(width) for i in range(depth)})
+
+
 class GradOffTower(Tower):  # switches autograd off for the whole session
     def __init__(self, width=8, depth=3):
         super().__init__(width, depth)
@@ -302,12 +308,17 @@ WRONG = {
         Wrong(HeadInList, "heads[0].weight", "nn.ModuleList"),
         Wrong(Renamed, "no key that starts with blocks.", "Keep the name blocks"),
         Wrong(NoNorm, "left blocks.0.1.running_mean as it was", "Keep the given forward"),
-        Wrong(FrozenBlocks, "did not change blocks.0.0.weight", "parameters() yields"),
+        Wrong(
+            FrozenBlocks,
+            "do not require grad, so backward() gives them no gradient",
+            "Leave the blocks' parameters",
+        ),
         Wrong(FixedSize, "blocks of width 8", "Build the tower from the arguments"),
         Wrong(NoRelu, "other values than the blocks", "Keep the given forward"),
         Wrong(Tower(), "not the class", "check(..., Tower)"),
         Wrong(SharedBlock, "are one tensor: the tower holds the same block", "not [block] * depth"),
         Wrong(GradOffTower, "changed gradient tracking", "torch.no_grad()"),
+        Wrong(DictTower, "registered under the names b0, b1", "nn.ModuleDict names them"),
         Wrong(SeededTower, "changed torch's random seed", "leave torch's seed alone"),
     ],
 }

@@ -330,7 +330,15 @@ def _expect_keys(state: dict, width: int, depth: int) -> None:
             "Keep the name blocks: self.blocks = nn.ModuleList([...]).",
         )
     first = state.get("blocks.0.0.weight")
-    shown = "?" if first is None else first.shape[-1]
+    if first is None:
+        raise Fail(
+            "state_dict() has no blocks.0.0.weight: the blocks are registered under the names {names}, not "
+            "under the positions 0, 1, ... of a list.",
+            "Keep the blocks in an nn.ModuleList: self.blocks = nn.ModuleList([...]) (an nn.ModuleDict "
+            "names them by its keys, and iterating over it gives the keys, not the blocks).",
+            names=", ".join(sorted(blocks)[:3]),
+        )
+    shown = first.shape[-1]
     if len(blocks) != depth or shown != width:
         raise Fail(
             "Tower({width}, {depth}) has {count} blocks of width {shown}.",
@@ -395,6 +403,18 @@ def tower(answer: Remote) -> None:
     after = state_dict(model)
     weights = [f"blocks.{i}.0.weight" for i in range(depth)]
     frozen = [name for name in weights if torch.equal(after[name], state[name])]
+    off = [
+        row["name"] for row in rows(model).values() if row["kind"] == PARAMETER and not row["requires_grad"]
+    ]
+    if frozen and off:
+        raise Fail(
+            "optimizer.step() did not change {name}: {off} do not require grad, so backward() gives them no "
+            "gradient and the step skips them.",
+            "Leave the blocks' parameters trainable: requires_grad stays True unless the exercise asks to "
+            "freeze something.",
+            name=frozen[0],
+            off=", ".join(off[:3]),
+        )
     if frozen:
         raise Fail(
             "optimizer.step() did not change {name}: the optimizer only gets model.parameters().",
