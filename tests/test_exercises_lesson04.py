@@ -239,6 +239,10 @@ def gradient_switches_grad_off(model, name, x):
     return grad
 
 
+def gradient_as_float64(model, name, x):  # the right values, converted
+    return gradient_autograd(model, name, x).double()
+
+
 def gradient_not_yet(model, name, x):
     raise NotImplementedError
 
@@ -362,6 +366,7 @@ RIGHT = {
 
 WRONG = {
     "4.1": [
+        Wrong(gradient_as_float64, "returned the right values as torch.float64", "without converting it"),
         Wrong(
             gradient_without_requires_grad, "backward() left the buffer's .grad empty", "requires_grad_(True)"
         ),

@@ -192,6 +192,14 @@ def _check_returned(
         )
     want = expected[name]
     if got.shape == want.shape and close(got, want, atol=1e-6):
+        if got.dtype != want.dtype:
+            raise Fail(
+                "buffer_gradient returned the right values as {got}, but the buffer and its gradient are "
+                "{want}.",
+                "Return the gradient as autograd gives it, without converting it.",
+                got=str(got.dtype),
+                want=str(want.dtype),
+            )
         return
     old = grads[name]
     if old is not None and got.shape == want.shape and close(got, want + old, atol=1e-6):
