@@ -135,13 +135,21 @@ def run_test(exercise_id: str, title: str, passed: str, test: Test, answer: Remo
                 "Pass the thing the exercise asks for (a class, a function or a value). "
                 "A function that forgets `return` gives None.",
             )
-        test(answer)
+        before = _global_state(answer)
+        try:
+            test(answer)
+        except NotAttempted:
+            raise
+        except Exception:
+            _expect_left_alone(answer, before)  # a leak is named before what it may have caused
+            raise
+        _expect_left_alone(answer, before)
     except NotAttempted:
         return result(NOT_ATTEMPTED, tr(NOT_ATTEMPTED_MESSAGE))
     except Fail as failure:
         return result(FAILED, failure.message, failure.hint)
     except StudentError as error:
-        if error.not_implemented:
+        if error.not_implemented and 'missing the required "forward" function' not in error.message:
             return result(NOT_ATTEMPTED, tr(NOT_ATTEMPTED_MESSAGE))
         return result(
             FAILED,
@@ -164,6 +172,26 @@ def run_test(exercise_id: str, title: str, passed: str, test: Test, answer: Remo
             tr(ANSWER_KIND_HINT),
         )
     return result(PASSED, tr(passed))
+
+
+def _global_state(answer: Remote) -> dict | None:
+    try:
+        return answer.session.state()
+    except Exception:  # a session that cannot say (a test's stub): nothing to compare
+        return None
+
+
+def _expect_left_alone(answer: Remote, before: dict | None) -> None:
+    """Every exercise: Fail when the answer's code changed global settings (grad mode, default dtype or
+    device, torch's seed) or a tensor the check passed it (`probes.leaves_global_state`)."""
+    if before is None:
+        return
+    from buflesson.probes import leaves_global_state
+
+    after = _global_state(answer)
+    if after is not None:
+        # Random numbers drawn (torch_rng) are judged where an exercise asks for it; a reseed never.
+        leaves_global_state(before, after, N_("Your answer"), ignore=("torch_rng",))
 
 
 def run_check(exercise_id: str, session: Session) -> CheckResult:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from buflesson.seeding import lesson_seed
+
 SEED = 0
 
 
@@ -34,13 +36,13 @@ class BufferOffset(nn.Module):
 
 def plain_offset_model(seed: int = SEED) -> PlainOffset:
     """A seeded `PlainOffset`: the offset is a plain attribute, invisible to PyTorch."""
-    torch.manual_seed(seed)
+    lesson_seed(seed)
     return PlainOffset()
 
 
 def buffer_offset_model(seed: int = SEED) -> BufferOffset:
     """A seeded `BufferOffset`: the offset is a registered buffer."""
-    torch.manual_seed(seed)
+    lesson_seed(seed)
     return BufferOffset()
 
 
@@ -90,17 +92,17 @@ class PlainScale(nn.Module):
 
 def plain_scale_model(seed: int = SEED) -> PlainScale:
     """A seeded `PlainScale`: its 0-dim scale is a plain attribute."""
-    torch.manual_seed(seed)
+    lesson_seed(seed)
     return PlainScale()
 
 
 def standardize_model(seed: int = SEED) -> Standardize:
     """A seeded `Standardize`: its mean and std are plain attributes."""
-    torch.manual_seed(seed)
+    lesson_seed(seed)
     return Standardize()
 
 
 def plain_projection_model(seed: int = SEED) -> PlainProjection:
     """A seeded `PlainProjection`: its projection matrix is a plain attribute."""
-    torch.manual_seed(seed)
+    lesson_seed(seed)
     return PlainProjection()

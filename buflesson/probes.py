@@ -30,6 +30,9 @@ from buflesson.inventory import (
 # --- inputs that change from run to run ---------------------------------------------------------
 
 
+LARGE = 65  # larger than any table size a student may hard-code (16, 32, 64)
+
+
 class Draw:
     """Sizes, seeds and inputs for one check, different on every run so that an answer cannot be
     tuned to one input. `BUFLESSON_CHECK_SEED` fixes them (tests that must repeat exactly)."""
@@ -49,6 +52,13 @@ class Draw:
         """`count` different integers in [low, high], none of them in `avoid`."""
         choices = [n for n in range(low, high + 1) if n not in avoid]
         return self.random.sample(choices, count)
+
+    def sizes_and_a_large_one(
+        self, count: int, low: int, high: int, avoid: tuple[int, ...] = ()
+    ) -> list[int]:
+        """`count - 1` different sizes in [low, high] (none in `avoid`), then one in [LARGE, 2 * LARGE]:
+        an answer that cuts its tensors from a table of a fixed size, or caps a size, fails."""
+        return [*self.sizes(count - 1, low, high, avoid), self.integer(LARGE, 2 * LARGE)]
 
     def seed(self) -> int:
         return self.random.randrange(1, 2**31)
@@ -133,6 +143,8 @@ class _StudentCall:
 
     def __exit__(self, kind, error, tb) -> bool:
         if isinstance(error, StudentError):
+            if missing_forward(error):
+                raise no_forward(self.what) from None
             if error.not_implemented and not from_meta(error):
                 raise NotAttempted from None
             if from_meta(error):
@@ -146,6 +158,21 @@ class _StudentCall:
                 ) from None
             raise Fail("{what} raised {error}", STEP_HINT, what=self.what, error=str(error)) from None
         return False
+
+
+def missing_forward(error: StudentError) -> bool:
+    """True for PyTorch's error when a model is called and its class defines no `forward` (a method
+    named `foward` or `Forward` is never called): a mistake, not an exercise left unwritten."""
+    return error.not_implemented and 'missing the required "forward" function' in error.message
+
+
+def no_forward(what: str | Msg) -> Fail:
+    return Fail(
+        "{what}: the model has no forward method, so calling it raises NotImplementedError.",
+        "Name the method exactly forward: def forward(self, x): ... (model(x) calls forward and no other "
+        "name).",
+        what=as_msg(what),
+    )
 
 
 def from_meta(error: StudentError) -> bool:
@@ -185,6 +212,53 @@ def forward(
             "{what} returned {kind}, not a tensor.", "Keep the given `return` line.", what=what, kind=kind
         )
     return out
+
+
+def expect_fresh_output(model: Remote, x: torch.Tensor, out: torch.Tensor, what: str | Msg = FORWARD) -> None:
+    """`out` is what forward gave for `x`: forward on a second input of the same shape and other values
+    must give another result, not one kept from the earlier call."""
+    second = forward(model, 1.0 - 0.5 * x, what=what)
+    if second.shape == out.shape and torch.equal(second.detach().cpu(), out.detach().cpu()):
+        raise Fail(
+            "{what} gave the same result for two inputs of the same shape and different values: it returns "
+            "a result kept from an earlier call.",
+            "Compute the result from the input at every call; keep nothing from one call to the next.",
+            what=as_msg(what),
+        )
+
+
+def expect_plain_forward(cls: Remote, x: torch.Tensor, args: tuple = (), fresh: bool = True) -> None:
+    """forward, on a fresh model built with `args`, as PyTorch expects of a layer: its output keeps the
+    autograd graph when the model has parameters that require grad (no no_grad, detach or .data),
+    it stores no tensor on the model, and (with `fresh`) a second input of the same shape gets its
+    own result, not one kept from the first call."""
+    model = build(cls, *args)
+    before = rows(model)
+    with student(FORWARD):
+        out = model.call(x, grad=True, keep=True)
+    if any(row["kind"] == PARAMETER and row["requires_grad"] for row in before.values()):
+        with student(FORWARD):
+            tracked = out.attr("requires_grad")
+        if tracked is False:
+            raise Fail(
+                "forward returned a tensor that does not require grad, though the model has parameters "
+                "that do: backward() on a loss made from it cannot reach them, so they are never trained.",
+                "Return the computation itself: no torch.no_grad(), .detach() or .data inside forward (the "
+                "caller decides when to track gradients).",
+            )
+    stored = [name for name in rows(model) if name not in before]
+    if stored:
+        raise Fail(
+            "After forward, the model holds tensors it did not hold before: {stored}. forward stores a "
+            "tensor on the model, where .to() does not move it and state_dict() does not save it.",
+            "Keep what forward computes in local variables: store nothing on self inside forward.",
+            stored=", ".join(stored),
+        )
+    if fresh:
+        with student(FORWARD):
+            first = out.value()
+        if isinstance(first, torch.Tensor):
+            expect_fresh_output(model, x, first)
 
 
 def rows(model: Remote) -> dict[str, dict]:
@@ -247,7 +321,10 @@ KIND_HINTS: dict[tuple[str, str], tuple[str, str]] = {
             "{name!r} is a buffer with persistent=False: it moves with the model but is left out of "
             "state_dict(), so it is not saved."
         ),
-        N_("This one must be saved: register it without persistent=False."),
+        N_(
+            "This one must be saved: register it as a persistent buffer (the default), "
+            "self.register_buffer({name!r}, tensor)."
+        ),
     ),
     (BUFFER, PARAMETER): (
         N_(
@@ -312,9 +389,20 @@ def expect_kind(
     """Fail with the hint for what was found unless tensor `name` of `model` is of kind `wanted`;
     returns its inventory row. When `name` is missing after `__init__` but appears once forward has
     run on `sample` (in a fresh model built with `args`), the hint says it is made inside forward."""
-    found = rows(model).get(name)
+    every = rows(model)
+    found = every.get(name)
     if found is not None and found["kind"] == wanted:
         return found
+    holder = next((row for row in every.values() if name in row.get("held_by", ())), None)
+    if found is None and holder is not None:
+        raise Fail(
+            "{name!r} is a plain attribute that points at the tensor registered as {real!r}: PyTorch knows "
+            "that tensor by the name {real!r} only, and after a .to() that replaces it, {name!r} still "
+            "points at the old one.",
+            "Register the tensor under the name {name!r} itself, with no second name.",
+            name=name,
+            real=holder["name"],
+        )
     if found is None:
         if sample is not None:
             probe = build(answer_class, *args)
@@ -413,34 +501,55 @@ GLOBAL_SETTINGS = {
     "default_dtype": N_("the default dtype"),
     "default_device": N_("the default device"),
     "torch_rng": N_("torch's random state"),
+    "torch_seed": N_("torch's random seed (torch.manual_seed)"),
     "python_rng": N_("Python's random state"),
     "anomaly": N_("anomaly detection"),
     "deterministic": N_("deterministic algorithms"),
-    "cwd": N_("the working directory"),
 }
+# Kept by the workbench, not settings: what the student's calls changed and it put back.
+RECORDS = ("leaked", "modified_inputs")
 
 
-def leaves_global_state(before: dict, after: dict, what: str | Msg) -> None:
+def leaves_global_state(before: dict, after: dict, what: str | Msg, ignore: tuple[str, ...] = ()) -> None:
     """Fail when the student's code changed the process's global state (grad mode, default dtype or
-    device, random state) and did not put it back. `what` names the code (marked with `N_`)."""
-    changed = [key for key in before if before.get(key) != after.get(key)]
+    device, random seed or state) and did not put it back, or changed a tensor it was given in place.
+    `before` and `after` are `Session.state()`; `what` names the code (marked with `N_`); the keys in
+    `ignore` are not counted."""
+    changed = [key for key in before if key not in RECORDS and before.get(key) != after.get(key)]
+    changed += [
+        key for key in after.get("leaked", []) if key not in before.get("leaked", []) and key not in changed
+    ]
+    changed = [key for key in changed if key not in ignore]
     if changed:
-        hint = (
-            N_(
+        if "grad_enabled" in changed:
+            hint = N_(
                 "Everything after your code runs with that setting too: use `with torch.no_grad():` around "
                 "the lines that need it, never torch.set_grad_enabled(False) on its own."
             )
-            if "grad_enabled" in changed
-            else N_(
+        elif "torch_seed" in changed:
+            hint = N_(
+                "Everything after your code draws the same random numbers again: leave torch's seed alone. "
+                "For numbers that repeat, use your own generator (torch.Generator().manual_seed(n), passed "
+                "as generator=...) or seed inside `with torch.random.fork_rng():`."
+            )
+        else:
+            hint = N_(
                 "Everything after your code runs with that setting too: leave global settings as you found "
                 "them: use a `with` block, or save and restore them."
             )
-        )
         raise Fail(
             "{what} changed {changed} for the rest of the session.",
             hint,
             what=as_msg(what),
             changed=Listed(Msg(GLOBAL_SETTINGS[key]) if key in GLOBAL_SETTINGS else key for key in changed),
+        )
+    if after.get("modified_inputs", 0) > before.get("modified_inputs", 0):
+        raise Fail(
+            "{what} changed a tensor it was given, in place: the caller's tensor no longer holds what they "
+            "passed.",
+            "Leave the tensors you are given as they are: compute a new tensor (x = x - mean, "
+            "x.masked_fill(...)), not an in-place change (x.sub_(mean), x -= mean, x.masked_fill_(...)).",
+            what=as_msg(what),
         )
 
 
@@ -452,8 +561,8 @@ def expect_dtype_follows(out: torch.Tensor, sample: torch.Tensor) -> None:
         raise Fail(
             "For a {given} input, forward returned {got}: a {got} tensor inside the model changed the "
             "result's dtype.",
-            "Keep the model's tensors float32 (torch.tensor([...]) gives float32), so that .double() "
-            "and .float() decide the dtype of the whole model.",
+            "Keep the model's tensors float32 (torch.tensor([...]) of Python floats gives float32), so "
+            "that .double() and .float() decide the dtype of the whole model.",
             given=str(sample.dtype),
             got=str(out.dtype),
         )
@@ -604,7 +713,15 @@ def rounded(value: torch.Tensor, digits: int = 4) -> list | str:
         first = torch.round(value.detach().reshape(-1)[:MAX_SHOWN].cpu().double(), decimals=digits)
         return "[" + ", ".join(repr(v) for v in first.tolist()) + ", …]"
     data = value.detach().cpu().double()
-    return torch.round(data, decimals=digits).tolist()
+    if data.is_complex():
+        return torch.round(data, decimals=digits).tolist()
+    # Below 10**-digits a value keeps `digits` significant digits: 1e-06 is not shown as 0.0.
+    tiny = (data.abs() < 10.0**-digits) & (data != 0)
+    if not tiny.any():
+        return torch.round(data, decimals=digits).tolist()
+    exponent = torch.floor(torch.log10(data.abs().clamp_min(1e-300)))
+    scale = torch.pow(10.0, digits - 1 - exponent)
+    return torch.where(tiny, torch.round(data * scale) / scale, torch.round(data, decimals=digits)).tolist()
 
 
 # --- predictions: plain data the student writes ---------------------------------------------------
@@ -747,6 +864,8 @@ def attempt(model: Remote, *inputs: object, device_rule: bool = False) -> torch.
     try:
         out = model.call(*inputs, device_rule=device_rule)
     except StudentError as error:
+        if missing_forward(error):
+            raise no_forward(FORWARD) from None
         if error.not_implemented and not (device_rule and standin_limit(error)):
             raise NotAttempted from None
         return error
@@ -770,9 +889,10 @@ def fail_on_device(error: StudentError, where: str | Msg, hint: str, **values: o
     if standin_limit(error):
         return Fail(
             "{where}, forward raised {error} (buflesson's GPU stand-in holds no values, so it cannot run "
-            "an operation that reads them; a GPU would).",
-            "Compute with tensors and sizes (x.shape) instead of reading values (.item(), .tolist(), "
-            ".cpu()) in forward, or run the check on a machine with an accelerator.",
+            "an operation that reads them or copies them out; a GPU would).",
+            "Compute with tensors and sizes (x.shape) instead of reading values (.item(), .tolist()) in "
+            "forward. A copy made with .cpu() must not meet the model's tensors again: on a GPU that "
+            "fails unless the copy is 0-dim. Or run the check on a machine with an accelerator.",
             where=where,
             error=str(error),
         )

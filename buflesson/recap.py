@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from buflesson.inventory import inventory
+from buflesson.seeding import lesson_seed
 
 SEED = 0
 
@@ -37,7 +38,7 @@ class Everything(nn.Module):
 
 def everything_model(seed: int = SEED) -> Everything:
     """A seeded `Everything`."""
-    torch.manual_seed(seed)
+    lesson_seed(seed)
     return Everything()
 
 

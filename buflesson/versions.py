@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from buflesson.seeding import lesson_seed
+
 SEED = 0
 
 
@@ -46,7 +48,7 @@ class SensorV2(nn.Module):
 
 def sensor_v1_model(seed: int = SEED) -> SensorV1:
     """A seeded `SensorV1`, standing in for a model trained and saved before version 2 existed."""
-    torch.manual_seed(seed)
+    lesson_seed(seed)
     return SensorV1()
 
 

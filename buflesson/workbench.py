@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from buflesson import wire
+from buflesson import seeding, wire
 from buflesson.wire import Ref, WireError
 
 LIBRARIES = ("torch", "buflesson")  # what `lib` may name: never the student's code
@@ -38,6 +38,10 @@ class Workbench:
         self.objects: dict[int, object] = {1: answer}
         self.next_id = 2
         self.folder: str | None = None
+        # What the student's calls changed and the workbench put back (`_watched`), in order:
+        # global settings (`leaked`) and the inputs a check passed (`modified_inputs`).
+        self.leaked: list[str] = []
+        self.modified_inputs = 0
 
     # --- bookkeeping --------------------------------------------------------------------------
 
@@ -121,14 +125,93 @@ def _student_code() -> Iterator[None]:
         raise _StudentRaised(error) from None
 
 
+# The seed a call runs under when the check gives none: a number no student writes, so that a
+# `torch.manual_seed(n)` in the student's code always shows (`torch.initial_seed()` changes).
+UNSEEDED = 0x5EED_B0F_1E55
+
+
+def _settings() -> dict:
+    """The global settings a student's call must leave as it found them, and how to put them back."""
+    return {
+        "grad_enabled": torch.is_grad_enabled(),
+        "default_dtype": torch.get_default_dtype(),
+        "default_device": torch.get_default_device(),
+        "anomaly": torch.is_anomaly_enabled(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
+def _put_back(key: str, value: object) -> None:
+    if key == "grad_enabled":
+        torch.set_grad_enabled(value)
+    elif key == "default_dtype":
+        torch.set_default_dtype(value)
+    elif key == "default_device":
+        torch.set_default_device(None if value == torch.device("cpu") else value)
+    elif key == "anomaly":
+        torch.set_anomaly_enabled(value)
+    elif key == "deterministic":
+        torch.use_deterministic_algorithms(value)
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # the folder was removed
+        return None
+
+
+def _inputs(value: object) -> list[torch.Tensor]:
+    """The tensors a check sent as data (not `Ref`s to the student's own objects), for `_watched`."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _inputs(item)]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _inputs(item)]
+    return []
+
+
 @contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    if seed is None:
-        yield
-        return
+def _watched(bench: Workbench, seed: int | None, inputs: list[torch.Tensor]) -> Iterator[None]:
+    """Run a student's call in a forked random state seeded with `seed` (or `UNSEEDED`), and put
+    back what it changed for the rest of the process: grad mode, default dtype and device, anomaly
+    detection, deterministic algorithms, the working directory. What was changed is recorded in
+    `bench.leaked` (a reseeded torch generator as `torch_seed`, random numbers drawn by a call made
+    without a seed as `torch_rng`; a changed working directory is only put back), an input tensor
+    the call changed in place in `bench.modified_inputs`."""
+    start = seed if seed is not None else UNSEEDED
+    settings, cwd = _settings(), _cwd()
+    copies = [(t, t.detach().clone()) for t in inputs if t.device.type != "meta"]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+        torch.manual_seed(start)
+        seeding.forget()
+        drawn_from = torch.get_rng_state() if seed is None else None
+        try:
+            yield
+        finally:
+            lesson = seeding.reseeded_by_lesson()
+            reseeded = torch.initial_seed() != start and not lesson
+            changed = ["torch_seed"] if reseeded else []
+            # A call the check made without a seed ran, before, in the student's own random state:
+            # the random numbers it drew are recorded as a change of that state (`torch_rng`).
+            if drawn_from is not None and not (reseeded or lesson):
+                if not torch.equal(torch.get_rng_state(), drawn_from):
+                    changed.append("torch_rng")
+            now = _settings()
+            for key, value in settings.items():
+                if now[key] != value:
+                    changed.append(key)
+                    _put_back(key, value)
+            if cwd is not None and _cwd() != cwd:
+                os.chdir(cwd)
+            bench.leaked += [key for key in changed if key not in bench.leaked]
+            if any(not _same(t, copy) for t, copy in copies):
+                bench.modified_inputs += 1
+
+
+def _same(tensor: torch.Tensor, copy: torch.Tensor) -> bool:
+    return tensor.shape == copy.shape and tensor.dtype == copy.dtype and torch.equal(tensor.detach(), copy)
 
 
 def _device_rule() -> contextlib.AbstractContextManager:
@@ -217,11 +300,12 @@ def op_call(
     state; `device_rule` runs it under the stand-in's device rule; `grad` sets grad mode for it;
     `keep` keeps the result here even when it is plain data (a tensor whose graph is needed)."""
     target = bench.get(ref)
+    inputs = _inputs([args, kwargs])
     args = bench.resolve(list(args or []))
     kwargs = bench.resolve(dict(kwargs or {}))
     rule = _device_rule() if device_rule else contextlib.nullcontext()
     mode = torch.set_grad_enabled(grad) if grad is not None else contextlib.nullcontext()
-    with _seeded(seed), rule, mode, _student_code():
+    with rule, mode, _watched(bench, seed, inputs), _student_code():
         if method is not None:
             target = getattr(target, method)
         result = target(*args, **kwargs)
@@ -292,13 +376,23 @@ def global_state() -> dict:
         "python_rng": _digest(random.getstate()),
         "anomaly": torch.is_anomaly_enabled(),
         "deterministic": torch.are_deterministic_algorithms_enabled(),
-        "cwd": os.getcwd(),
     }
 
 
+def file_digest(path: str) -> str | None:
+    """A digest of the file at `path` (None when there is none): a check asks it through `lib` to
+    see whether the student's code rewrote a file it was only meant to read."""
+    try:
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()
+    except OSError:
+        return None
+
+
 def op_state(bench: Workbench) -> dict:
-    """`global_state()` of the process the student's code runs in."""
-    return global_state()
+    """`global_state()` of the process the student's code runs in, with what the student's calls
+    changed and the workbench put back (`leaked`, `modified_inputs`: see `_watched`)."""
+    return {**global_state(), "leaked": list(bench.leaked), "modified_inputs": bench.modified_inputs}
 
 
 def op_device(bench: Workbench) -> torch.device:

@@ -170,6 +170,26 @@ def save_and_reset(model, path):  # changes the model it saves
     model.offset = torch.tensor([10.0, -10.0])
 
 
+def save_in_eval_mode(model, path):  # switches the model it saves to eval mode
+    model.eval()
+    save_dict(model, path)
+
+
+def save_a_double_copy(model, path):  # replaces the offset with a float64 copy before saving
+    model.offset = model.offset.detach().clone().double()
+    save_dict(model, path)
+
+
+SHARED_OFFSET = torch.zeros(2)
+
+
+def load_into_one_shared_offset(model, path):  # every model gets the same tensor
+    saved = torch.load(path)
+    model.load_state_dict(saved["state"])
+    SHARED_OFFSET.copy_(saved["offset"])
+    model.offset = SHARED_OFFSET
+
+
 def load_building_a_model(model, path):  # builds a helper model outside a forked random state
     load_dict(model, path)
     nn.Linear(3, 2)
@@ -204,7 +224,9 @@ WRONG = {
     "1.1": [
         Wrong(KEYS + ["hidden.bias"], "Listed more than once: 'hidden.bias' (2 times)", "write it once"),
         Wrong(
-            KEYS + ["mean", "std"], "mean, std: plain tensor attributes are not in state_dict()", "neither"
+            KEYS + ["mean", "std"],
+            "mean, std: plain tensor attributes are not in state_dict()",
+            "never a plain attribute",
         ),
         Wrong(KEYS + ["out.bias"], "out.bias: that layer has no bias", "bias=False"),
         Wrong(["weight", "bias", "out.weight"], "weight, bias: a key names its submodule", "'hidden.weight'"),
@@ -245,6 +267,13 @@ WRONG = {
         Wrong((save_offset_beside, load_offset_beside), "does not hold it", "the one file"),
         Wrong((save_pickle, load_dict), "torch.load cannot read the file", "torch.save"),
         Wrong((save_and_reset, load_dict), "save_checkpoint changed the model", "change nothing"),
+        Wrong((save_in_eval_mode, load_dict), "save_checkpoint changed the model", "no .eval()"),
+        Wrong(
+            (save_dict, load_into_one_shared_offset),
+            "the two models hold one offset tensor",
+            "its own tensor",
+        ),
+        Wrong((save_a_double_copy, load_dict), "save_checkpoint changed the model", "no new offset tensor"),
         Wrong((save_dict, load_building_a_model), "changed torch's random state", "as you found them"),
         Wrong((save_dict, load_broken), "load_checkpoint(model, path) raised RuntimeError", "yourself"),
         Wrong((save_dict,), "Expected the two functions as a pair", "check('1.2'"),

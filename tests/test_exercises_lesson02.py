@@ -29,6 +29,12 @@ class Ramp(nn.Module):  # the answer notebook's answer
         return self.linear(x * ramp)
 
 
+class RampWithoutGrad(Ramp):  # forward under no_grad: the layer is never trained
+    @torch.no_grad()
+    def forward(self, x):
+        return super().forward(x)
+
+
 class RampDtypeToo(Ramp):
     def forward(self, x):
         ramp = torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=x.dtype)
@@ -216,6 +222,7 @@ RIGHT = {
 
 WRONG = {
     "2.1": [
+        Wrong(RampWithoutGrad, "does not require grad", "no torch.no_grad()"),
         Wrong(RampOnCpu, DEVICE_MESSAGE, "device=x.device"),
         Wrong(OnesOnCpu, DEVICE_MESSAGE, "device=x.device"),
         Wrong(RampMatmulOnCpu, DEVICE_MESSAGE, "device=x.device"),
@@ -242,17 +249,22 @@ WRONG = {
         Wrong(
             {**HALF, "offset": torch.float16}, "offset stays float32: it is a plain attribute", "buffers only"
         ),
-        Wrong({**HALF, "linear.bias": torch.float32}, "linear.bias becomes float16", "Parameters follow"),
+        Wrong(
+            {**HALF, "linear.bias": torch.float32},
+            "linear.bias becomes float16",
+            "Floating-point parameters follow",
+        ),
         Wrong(
             {**HALF, "linear.weight": "float32", "linear.bias": torch.bfloat16},
             "linear.weight and linear.bias become float16: .half() converts every floating-point parameter.",
-            "Parameters follow",
+            "Floating-point parameters follow",
         ),
         Wrong(
             {"linear.weight": "float32", "linear.bias": "float32", "offset": "float16"},
             "linear.bias become float16: .half() converts every floating-point parameter; offset stays",
-            "Parameters follow every conversion of the module: .half(), .double(), .to(...). .half(), "
-            ".double(), .to(...) and .cuda() convert parameters and buffers only.",
+            "Floating-point parameters follow every conversion of the module: .half(), .double(), .to(...) "
+            "(an integer tensor keeps its dtype). .half(), .double(), .to(...) and .cuda() convert "
+            "parameters and buffers only.",
         ),
         Wrong(
             {"linear.weight": torch.float16, "linear.bias": torch.float16},

@@ -24,6 +24,17 @@ class Standardize(nn.Module):  # the answer notebook's answer
         return self.out(torch.relu(self.hidden((x - self.mean) / self.std)))
 
 
+class KeepsTheInput(Standardize):  # forward stores the standardized input on the model
+    def forward(self, x):
+        self.last = (x - self.mean) / self.std
+        return self.out(torch.relu(self.hidden(self.last)))
+
+
+class DetachesTheOutput(Standardize):  # the output leaves the graph: the layers are never trained
+    def forward(self, x):
+        return super().forward(x).detach()
+
+
 class WithNnBuffer(Standardize):
     def __init__(self):
         super().__init__()
@@ -229,14 +240,16 @@ RIGHT = {
 
 WRONG = {
     "3.1": [
+        Wrong(KeepsTheInput, "holds tensors it did not hold before: last", "store nothing on self"),
+        Wrong(DetachesTheOutput, "does not require grad", "no torch.no_grad(), .detach()"),
         Wrong(Plain, "'std' is a plain tensor attribute", "register_buffer('std'"),
         Wrong(Frozen, "'mean' is an nn.Parameter", "unfreeze all"),
-        Wrong(NotPersistent, "'std' is a buffer with persistent=False", "without persistent=False"),
+        Wrong(NotPersistent, "'std' is a buffer with persistent=False", "as a persistent buffer"),
         Wrong(InForward, "created inside forward", "Create it once in __init__"),
         Wrong(Renamed, "no tensor named 'std'", "Keep the name 'std'"),
         Wrong(WrongValues, "std starts as [1.0, 1.0, 1.0]", "torch.tensor([1.0, 2.0, 0.5])"),
         Wrong(FourRowsOnly, "forward raised RuntimeError", "Run that step yourself"),
-        Wrong(Float64Buffers, "mean is torch.float64", "torch.tensor([...]) gives float32"),
+        Wrong(Float64Buffers, "mean is torch.float64", "torch.tensor([...]) of Python floats gives float32"),
         Wrong(SharedTensor, "hold the same mean tensor", "not a tensor made once outside the"),
         Wrong(SwitchesGradOff, "changed gradient tracking", "torch.no_grad()"),
         Wrong(Standardize(), "not the class", "check(..., Standardize)"),
@@ -244,7 +257,7 @@ WRONG = {
     "3.2": [
         Wrong(MaskPlain, "'mask' is a plain tensor attribute", "register_buffer('mask'"),
         Wrong(MaskFrozen, "'mask' is an nn.Parameter", "Fixed state belongs in a buffer"),
-        Wrong(MaskNotPersistent, "persistent=False", "without persistent=False"),
+        Wrong(MaskNotPersistent, "persistent=False", "as a persistent buffer"),
         Wrong(MaskInForward, "created inside forward", "Create it once in __init__"),
         Wrong(MaskRequiresGrad, "mask requires grad", "without requires_grad=True"),
         Wrong(MaskUnused, "other values than the masked layer", "Keep the given forward"),

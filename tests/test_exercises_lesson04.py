@@ -239,6 +239,10 @@ def gradient_switches_grad_off(model, name, x):
     return grad
 
 
+def gradient_as_float64(model, name, x):  # the right values, converted
+    return gradient_autograd(model, name, x).double()
+
+
 def gradient_not_yet(model, name, x):
     raise NotImplementedError
 
@@ -264,6 +268,19 @@ def count_through_an_optimizer(model):
         return 0
     optimizer = torch.optim.SGD(params, lr=0.1)
     return sum(p.numel() for group in optimizer.param_groups for p in group["params"])
+
+
+def count_as_float(model):  # summed as floats: the count all the same
+    return float(sum(p.numel() * 1.0 for p in model.parameters() if p.requires_grad))
+
+
+def count_with_a_grad_too(model):  # a .grad left from before counts as trainable
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or p.grad is not None)
+
+
+def count_after_zero_grad(model):  # clears the caller's gradients while counting
+    model.zero_grad()
+    return count_right(model)
 
 
 def count_as_tensor(model):
@@ -338,6 +355,7 @@ RIGHT = {
     ],
     "4.2": [
         count_right,
+        count_as_float,
         count_named,
         count_through_an_optimizer,
         count_as_tensor,
@@ -348,6 +366,7 @@ RIGHT = {
 
 WRONG = {
     "4.1": [
+        Wrong(gradient_as_float64, "returned the right values as torch.float64", "without converting it"),
         Wrong(
             gradient_without_requires_grad, "backward() left the buffer's .grad empty", "requires_grad_(True)"
         ),
@@ -387,13 +406,15 @@ WRONG = {
         Wrong(count("all tensors"), "counted the parameter tensors, not their numbers", "p.numel()"),
         Wrong(count("top level"), "not those of its submodules", "recurse=False"),
         Wrong(count("duplicates"), "counted a layer kept under two names twice", "remove_duplicate=False"),
-        Wrong(count("has a gradient"), "trainable_count gave 0", "no parameter has a .grad yet"),
+        Wrong(count("has a gradient"), "it counted the parameters that hold a .grad", "p.requires_grad"),
+        Wrong(count_with_a_grad_too, "still holds a .grad from an earlier backward()", "zero_grad() sets"),
+        Wrong(count_after_zero_grad, "changed the gradients the model held", "never call zero_grad()"),
         Wrong(count_remembered, "After the unfreeze loop", "Count at call time"),
         Wrong(count_unfreezing, "changed requires_grad", "never set it"),
         Wrong(count_by_name, "trainable_count(model) raised AttributeError", "yourself"),
         Wrong(count_leaking_grad_mode, "changed gradient tracking", "torch.no_grad()"),
         Wrong(lambda m: 12, "trainable_count gave 12 for a model with", "require grad"),
-        Wrong(lambda m: 12.0, "returned 12.0, not a whole number", "as an int"),
+        Wrong(lambda m: 12.5, "returned 12.5, not a whole number", "as an int"),
         Wrong(lambda m: True, "returned True, not a whole number", "as an int"),
         Wrong(12, "Expected the function trainable_count", "Pass the function itself"),
     ],

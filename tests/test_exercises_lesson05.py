@@ -259,6 +259,26 @@ def evaluate(model, x):  # the answer notebook's answer
         model.train(was_training)
 
 
+def evaluate_toggling_requires_grad(model, x):  # switches every parameter off, then on again
+    for p in model.parameters():
+        p.requires_grad_(False)
+    out = evaluate(model, x)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return out
+
+
+def evaluate_keeping_the_output(model, x):  # stores the output on the model
+    model.last_output = evaluate(model, x)
+    return model.last_output
+
+
+def evaluate_switching_grad_on(model, x):  # turns gradients on at the end, whatever they were
+    out = evaluate(model, x)
+    torch.set_grad_enabled(True)
+    return out
+
+
 def evaluate_inference_mode(model, x):
     was_training = model.training
     model.eval()
@@ -385,7 +405,7 @@ WRONG = {
     "5.1": [
         Wrong(Plain, "'running_mean' is a plain tensor attribute", "register_buffer('running_mean'"),
         Wrong(AsParameter, "'running_mean' is an nn.Parameter", "Fixed state belongs in a buffer"),
-        Wrong(NotPersistent, "persistent=False", "without persistent=False"),
+        Wrong(NotPersistent, "persistent=False", "as a persistent buffer"),
         Wrong(InForward, "created inside forward", "Create it once in __init__"),
         Wrong(StartsAtOne, "running_mean starts as [1.0", "torch.zeros(features)"),
         Wrong(ThreeFeatures, "running_mean has shape (3,)", "never a fixed size"),
@@ -410,6 +430,13 @@ WRONG = {
         Wrong(nn.BatchNorm1d, "the update used momentum 0.1", "self.momentum"),  # momentum lands in eps
     ],
     "5.2": [
+        Wrong(
+            evaluate_toggling_requires_grad, "though the caller had frozen it", "Leave the parameters alone"
+        ),
+        Wrong(
+            evaluate_keeping_the_output, "holds tensors it did not hold before: last_output", "store nothing"
+        ),
+        Wrong(evaluate_switching_grad_on, "changed gradient tracking", "torch.no_grad()"),
         Wrong(only_no_grad, "evaluate changed norm.running_mean", "torch.no_grad() stops gradient tracking"),
         Wrong(plain_call, "the model ran in train mode", "Call model.eval()"),
         Wrong(restores_buffers, "other values than the model gives in eval mode", "model.eval()"),

@@ -223,6 +223,137 @@ class TypeAs(Normalizer):  # type_as, and the std from the variance
         self.std = x.var(0).sqrt().type_as(self.std)
 
 
+# --- 6.1 and 6.2: mistakes found by students ----------------------------------------------------
+
+TABLE = torch.ones(32, 32, dtype=torch.bool).tril()
+SHARED = {}
+
+
+class CutFromTable(CausalMask):  # a mask cut from a table of a fixed size
+    def __init__(self, max_len):
+        super().__init__(max_len)
+        self.register_buffer("mask", TABLE[:max_len, :max_len], persistent=False)
+
+
+class SharedMask(CausalMask):  # every model of one size holds the same tensor
+    def __init__(self, max_len):
+        super().__init__(max_len)
+        if max_len not in SHARED:
+            SHARED[max_len] = torch.ones(max_len, max_len, dtype=torch.bool).tril()
+        self.register_buffer("mask", SHARED[max_len], persistent=False)
+
+
+class CachesOutput(CausalMask):  # the output of the first input of each shape, kept
+    def forward(self, scores):
+        cache = self.__dict__.setdefault("cache", {})
+        if scores.shape not in cache:
+            cache[scores.shape] = super().forward(scores)
+        return cache[scores.shape]
+
+
+class MasksInPlace(CausalMask):  # changes the caller's scores
+    def forward(self, scores):
+        length = scores.shape[-1]
+        return scores.masked_fill_(~self.mask[:length, :length], float("-inf"))
+
+
+class SeedsInInit(CausalMask):
+    def __init__(self, max_len):
+        torch.manual_seed(0)
+        super().__init__(max_len)
+
+
+class FloatDefaultInInit(CausalMask):  # leaves the default dtype float64
+    def __init__(self, max_len):
+        torch.set_default_dtype(torch.float64)
+        super().__init__(max_len)
+
+
+class CheckedMask(CausalMask):  # extra harmless code: a shape check in forward
+    def forward(self, scores):
+        assert scores.shape[-1] == scores.shape[-2] <= self.mask.shape[0]
+        return super().forward(scores)
+
+
+class Foward(nn.Module):  # forward misspelt: model(x) finds no forward
+    def __init__(self, max_len):
+        super().__init__()
+        self.register_buffer("mask", torch.ones(max_len, max_len, dtype=torch.bool).tril(), persistent=False)
+
+    def foward(self, scores):
+        length = scores.shape[-1]
+        return scores.masked_fill(~self.mask[:length, :length], float("-inf"))
+
+
+class AliasedMask(CausalMask):  # registered as 'causal'; self.mask a plain second name for it
+    def __init__(self, max_len):
+        nn.Module.__init__(self)
+        self.register_buffer(
+            "causal", torch.ones(max_len, max_len, dtype=torch.bool).tril(), persistent=False
+        )
+        self.mask = self.causal
+
+
+class FitsInHalf(Normalizer):  # the statistics go through float16
+    def fit(self, x):
+        self.mean = x.mean(0).half().to(self.mean)
+        self.std = x.std(0).half().to(self.std)
+
+
+class FirstFitOnly(Normalizer):
+    def __init__(self, features):
+        super().__init__(features)
+        self.fitted = False
+
+    def fit(self, x):
+        if not self.fitted:
+            self.fitted = True
+            super().fit(x)
+
+
+class StdPlusEps(Normalizer):
+    def fit(self, x):
+        self.mean = x.mean(0).to(self.mean)
+        self.std = (x.std(0) + 1e-5).to(self.std)
+
+
+DEFAULTS = {}
+
+
+class SharedDefaults(Normalizer):  # every model of one size starts with the same two tensors
+    def __init__(self, features):
+        nn.Module.__init__(self)
+        if features not in DEFAULTS:
+            DEFAULTS[features] = (torch.zeros(features), torch.ones(features))
+        self.register_buffer("mean", DEFAULTS[features][0])
+        self.register_buffer("std", DEFAULTS[features][1])
+
+
+class SeedsInFit(Normalizer):
+    def fit(self, x):
+        torch.manual_seed(1234)
+        super().fit(x)
+
+
+class GradOffInFit(Normalizer):
+    def fit(self, x):
+        torch.set_grad_enabled(False)
+        super().fit(x)
+
+
+class NormalizesInPlace(Normalizer):
+    def forward(self, x):
+        return x.sub_(self.mean).div_(self.std)
+
+
+class FitsWithChunks(Normalizer):  # right: the same statistics, computed another way
+    def fit(self, x):
+        with torch.no_grad():
+            mean = sum(x.unbind(0)) / x.shape[0]
+            self.mean.copy_(mean)
+            self.std.copy_(x.std(0))
+
+
 # --- 6.2 wrong answers -------------------------------------------------------------------------
 
 
@@ -322,8 +453,8 @@ class NotYetNormalizer(Normalizer):
 
 
 RIGHT = {
-    "6.1": [CausalMask, WithNnBuffer, FloatMask, FromIndices, WithWhere],
-    "6.2": [Normalizer, CopiesInPlace, ReRegisters, SetsData, TypeAs],
+    "6.1": [CausalMask, WithNnBuffer, FloatMask, FromIndices, WithWhere, CheckedMask],
+    "6.2": [Normalizer, CopiesInPlace, ReRegisters, SetsData, TypeAs, FitsWithChunks],
 }
 
 WRONG = {
@@ -343,6 +474,14 @@ WRONG = {
         Wrong(CpuCopyInForward, "), forward raised", "did not move with the model"),
         Wrong(AdditiveMadeOnCpu, "), forward raised", ""),  # the error and hint depend on the device
         Wrong(tril(4), "Expected the class CausalMask", "Pass the class"),
+        Wrong(CutFromTable, "hold the same mask tensor", "Make a new tensor"),
+        Wrong(SharedMask, "Two models built from your class hold the same mask", "Make a new tensor"),
+        Wrong(CachesOutput, "same result for two inputs of the same shape", "keep nothing from one call"),
+        Wrong(MasksInPlace, "changed a tensor it was given, in place", "not an in-place change"),
+        Wrong(SeedsInInit, "changed torch's random seed", "leave torch's seed alone"),
+        Wrong(Foward, "the model has no forward method", "Name the method exactly forward"),
+        Wrong(AliasedMask, "points at the tensor registered as 'causal'", "under the name 'mask' itself"),
+        Wrong(FloatDefaultInInit, "changed the default dtype", "leave global settings as you found them"),
     ],
     "6.2": [
         Wrong(
@@ -360,7 +499,7 @@ WRONG = {
         Wrong(FitsNotPersistent, "non-persistent buffer", "registers the buffer anew"),
         Wrong(DeletesFirst, "'mean' is a plain attribute", "Do not delete the buffer"),
         Wrong(PlainInInit, "'mean' is a plain tensor attribute", "register_buffer('mean'"),
-        Wrong(NotPersistentInInit, "'std' is a buffer with persistent=False", "without persistent=False"),
+        Wrong(NotPersistentInInit, "'std' is a buffer with persistent=False", "as a persistent buffer"),
         Wrong(PopulationStd, "population formula", "x.std(0)"),
         Wrong(FitsMeanOnly, "fit() left std as it was", "self.std.copy_(x.std(0))"),
         Wrong(OverAll, "mean is [", "one value per feature: x.mean(0)"),
@@ -369,6 +508,13 @@ WRONG = {
         Wrong(NoFit, "no fit() method", "def fit(self, x)"),
         Wrong(CentresOnly, "other values than (x - mean) / std", "(x - self.mean) / self.std"),
         Wrong(Normalizer(3), "not the class", "check(..., Normalizer)"),
+        Wrong(FirstFitOnly, "A second fit() on other data left mean and std", "every time it is called"),
+        Wrong(StdPlusEps, "After fit(), std is [", "x.std(0)"),
+        Wrong(FitsInHalf, "holds x.mean(0) rounded to torch.float16", "Keep full precision"),
+        Wrong(SharedDefaults, "Two models built from your class hold the same mean", "Make a new tensor"),
+        Wrong(SeedsInFit, "changed torch's random seed", "leave torch's seed alone"),
+        Wrong(GradOffInFit, "changed gradient tracking", "torch.no_grad()"),
+        Wrong(NormalizesInPlace, "changed a tensor it was given, in place", "not an in-place change"),
     ],
 }
 

@@ -1,5 +1,7 @@
 """Lesson 7 checks: 7.1 loads a version-1 checkpoint by hand, 7.2 migrates it in _load_from_state_dict."""
 
+import os
+
 import torch
 from torch import nn
 
@@ -51,7 +53,48 @@ def load_assigning(path):  # assign=True: the model takes the loaded tensors the
     return model
 
 
+def load_from_its_folder(path):  # changes the working directory; the check puts it back
+    os.chdir(os.path.dirname(path))
+    state = torch.load(os.path.basename(path), weights_only=True)
+    state["mean"] = torch.full((3,), SensorV1.CENTER)
+    model = SensorV2()
+    model.load_state_dict(state)
+    return model
+
+
 # --- 7.1 wrong answers -------------------------------------------------------------------------
+
+
+def load_assigning_ints(path):  # assign=True takes the int64 tensor itself
+    model = SensorV2()
+    state = torch.load(path)
+    state["mean"] = torch.full((3,), 20)
+    model.load_state_dict(state, assign=True)
+    return model
+
+
+def load_as_double(path):
+    return load_v1(path).double()
+
+
+def load_frozen(path):
+    model = load_v1(path)
+    model.linear.weight.requires_grad_(False)
+    return model
+
+
+def load_and_rewrite(path):  # saves the filled state over the user's file
+    state = torch.load(path)
+    state["mean"] = torch.full((3,), SensorV1.CENTER)
+    torch.save(state, path)
+    model = SensorV2()
+    model.load_state_dict(state)
+    return model
+
+
+def load_seeded(path):
+    torch.manual_seed(0)
+    return load_v1(path)
 
 
 def load_strict_false(path):
@@ -211,6 +254,16 @@ def _fill(state_dict, prefix, local_metadata, value=None):
         state_dict[prefix + "mean"] = torch.full((3,), SensorV1.CENTER) if value is None else value
 
 
+class ReadsRootVersion(SensorV2):  # the root's version, not the sensor's own local_metadata
+    _version = 2
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
+        version = getattr(state_dict, "_metadata", {}).get("", {}).get("version")
+        if (version is None or version < 2) and prefix + "mean" not in state_dict:
+            state_dict[prefix + "mean"] = torch.full((3,), SensorV1.CENTER)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
+
+
 class NoVersion(MigratingSensor):
     _version = 1
 
@@ -330,7 +383,14 @@ class MigrationNotYet(SensorV2):
 
 
 RIGHT = {
-    "7.1": [load_v1, load_setdefault, load_merged_dict, load_checking_the_result, load_assigning],
+    "7.1": [
+        load_v1,
+        load_setdefault,
+        load_merged_dict,
+        load_checking_the_result,
+        load_assigning,
+        load_from_its_folder,
+    ],
     "7.2": [MigratingSensor, MigratesWithArgs, VersionThree, HookedSensor, VersionOnTheInstance],
 }
 
@@ -352,6 +412,15 @@ WRONG = {
         Wrong(load_returns_state, "returned an OrderedDict, not a SensorV2", "return the model"),
         Wrong(load_wrong_shape, "size mismatch for mean", "shape, (3,)"),
         Wrong(SensorV2, "Expected the function load_v1, got the class SensorV2", "without calling it"),
+        Wrong(
+            load_assigning_ints,
+            "mean has dtype int64; SensorV2() gives it float32",
+            "assign=True",
+        ),
+        Wrong(load_as_double, "has dtype float64", "convert nothing"),
+        Wrong(load_frozen, "linear.weight has requires_grad False", "Leave requires_grad"),
+        Wrong(load_and_rewrite, "changed the checkpoint file at path", "write nothing back"),
+        Wrong(load_seeded, "changed torch's random seed", "leave torch's seed alone"),
     ],
     "7.2": [
         Wrong(NoMigration, 'Missing key(s) in state_dict: "mean"', "local_metadata.get('version')"),
@@ -362,6 +431,7 @@ WRONG = {
         Wrong(IndexesMetadata, "plain dict (no version metadata) raised KeyError", "treat None as an old"),
         Wrong(NoPrefix, "submodule 'sensor' raised RuntimeError", "prefix + 'mean'"),
         Wrong(NoVersion, "record version 1", "_version = 2"),
+        Wrong(ReadsRootVersion, "without 'sensor.mean' loaded without an error", "the sensor's own entry"),
         Wrong(PlaceholderVersion, "_version is still the placeholder `...`", "_version = 2"),
         Wrong(TextVersion, "_version is '2', not a version number", "(an int)"),
         Wrong(AlwaysOverwrites, "saved by your class (version 2), which holds mean = [", "version') is None"),

@@ -95,6 +95,34 @@ class StatsCachedOnFirstCall(NormalizedLinear):  # the bug of lesson 8, made at 
         return self.linear((x - mean) / std)
 
 
+class StatsInverseCached(NormalizedLinear):  # 1 / std computed at the first forward, kept
+    def forward(self, x):
+        if "inverse" not in self.__dict__:
+            self.inverse = 1 / self.std
+        return self.linear((x - self.mean) * self.inverse)
+
+
+class StatsDetached(NormalizedLinear):  # the output cut from the graph: the layer is never trained
+    def forward(self, x):
+        with torch.no_grad():
+            return super().forward(x)
+
+
+class StatsInPlaceOnInput(NormalizedLinear):  # changes the caller's x
+    def forward(self, x):
+        return self.linear(x.sub_(self.mean).div_(self.std))
+
+
+MEAN, STD = torch.zeros(3), torch.ones(3)
+
+
+class StatsShared(NormalizedLinear):  # every model registers the same two tensors
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", MEAN)
+        self.register_buffer("std", STD)
+
+
 class StatsPlain(nn.Module):
     def __init__(self):
         super().__init__()
@@ -287,6 +315,21 @@ class MaskSwitchGradOff(CausalLinear):
         torch.set_grad_enabled(False)
 
 
+TABLE16 = torch.ones(16, 16).tril()
+
+
+class MaskFromTable(CausalLinear):  # cut from a table of a fixed size
+    def __init__(self, size=4):
+        super().__init__(size)
+        self.register_buffer("mask", TABLE16[:size, :size].clone(), persistent=False)
+
+
+class MaskSeeded(CausalLinear):
+    def __init__(self, size=4):
+        torch.manual_seed(0)
+        super().__init__(size)
+
+
 # --- 8.3 ---------------------------------------------------------------------------------------
 
 
@@ -319,6 +362,27 @@ class PeakOwnForward(PeakScaled):  # an equivalent forward, written out
         if self.training:
             self.peak.copy_(torch.maximum(self.peak, x.detach().abs().max(dim=0).values))
         return self.linear(x / self.peak)
+
+
+PEAK = torch.ones(3)
+
+
+class PeakShared(UnsavedPeak):  # every model registers the same tensor, and forward raises it
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("peak", PEAK)
+
+
+class PeakTiny(UnsavedPeak):  # starts near zero, not at ones
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("peak", torch.full((3,), 1e-6))
+
+
+class PeakSeeded(PeakScaled):
+    def __init__(self):
+        torch.manual_seed(0)
+        super().__init__()
 
 
 class PeakPlain(UnsavedPeak):
@@ -408,7 +472,11 @@ WRONG = {
         Wrong(
             StatsIgnored, "does not use the mean and std the model now holds", "reading the buffers by name"
         ),
-        Wrong(StatsNoStd, "it does not divide by std", "linear((x - self.mean) / self.std)"),
+        Wrong(StatsNoStd, "it does not divide by the loaded std", "linear((x - self.mean) / self.std)"),
+        Wrong(StatsInverseCached, "holds tensors it did not hold before: inverse", "store nothing on self"),
+        Wrong(StatsInPlaceOnInput, "changed a tensor it was given, in place", "not an in-place change"),
+        Wrong(StatsDetached, "does not require grad, though the model has parameters", "no torch.no_grad()"),
+        Wrong(StatsShared, "Two models built from your class hold the same mean", "Make a new tensor"),
         Wrong(
             StatsTimesStd, "it multiplies by std instead of dividing", "linear((x - self.mean) / self.std)"
         ),
@@ -425,7 +493,7 @@ WRONG = {
             "torch.zeros(3)",
         ),
         Wrong(StatsFloat64, "mean is torch.float64", "torch.zeros(3) gives float32"),
-        Wrong(StatsNotPersistent, "'std' is a buffer with persistent=False", "without persistent=False"),
+        Wrong(StatsNotPersistent, "'std' is a buffer with persistent=False", "as a persistent buffer"),
         Wrong(StatsParameter, "'mean' is an nn.Parameter", "Fixed state belongs in a buffer"),
         Wrong(StatsExtraSaved, "state_dict() also holds count", "Keep everything else out of state_dict()"),
         Wrong(StatsSwitchGradOff, "changed gradient tracking", "torch.no_grad()"),
@@ -446,12 +514,17 @@ WRONG = {
         Wrong(MaskExtraSaved, "state_dict() also holds size", "Keep everything else out of state_dict()"),
         Wrong(MaskSwitchGradOff, "changed gradient tracking", "torch.no_grad()"),
         Wrong(CausalLinear(), "Got a model instance", "without calling it"),
+        Wrong(MaskFromTable, "mask has shape (16, 16), not (", "Build the mask from the argument"),
+        Wrong(MaskSeeded, "changed torch's random seed", "leave torch's seed alone"),
     ],
     "8.3": [
+        Wrong(UnsavedPeak, "'peak' is still a buffer with persistent=False", "register peak again"),
         Wrong(
-            UnsavedPeak, "'peak' is a buffer with persistent=False", "register it without persistent=False"
+            PeakStillNotPersistent, "'peak' is still a buffer with persistent=False", "register peak again"
         ),
-        Wrong(PeakStillNotPersistent, "'peak' is a buffer with persistent=False", "without persistent=False"),
+        Wrong(PeakShared, "Two models built from your class hold the same peak", "Make a new tensor"),
+        Wrong(PeakTiny, "peak starts as [1e-06, 1e-06, 1e-06]", "torch.ones(3)"),
+        Wrong(PeakSeeded, "changed torch's random seed", "leave torch's seed alone"),
         Wrong(PeakPlain, "'peak' is a plain tensor attribute", "register_buffer('peak'"),
         Wrong(PeakParameter, "'peak' is an nn.Parameter", "Fixed state belongs in a buffer"),
         Wrong(

@@ -196,6 +196,59 @@ class HeadInList(Tower):
         return self.heads[0](x)
 
 
+class SharedBlock(Tower):  # one block object listed depth times: depth names, one set of tensors
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks = nn.ModuleList([_block(width)] * depth)
+
+
+class DictTower(Tower):  # an nn.ModuleDict: registered, but named by keys, and the loop gets the keys
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks = nn.ModuleDict({f"b{i}": _block(width) for i in range(depth)})
+
+
+class GradOffTower(Tower):  # switches autograd off for the whole session
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        torch.set_grad_enabled(False)
+
+
+class SeededTower(Tower):  # reseeds torch's generator for everything that runs after it
+    def __init__(self, width=8, depth=3):
+        torch.manual_seed(0)
+        super().__init__(width, depth)
+
+
+class OwnSeedTower(Tower):  # a seed in a forked random state is the student's own business
+    def __init__(self, width=8, depth=3):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            super().__init__(width, depth)
+
+
+def tied_twice():
+    return [*sorted(TIED), "shared.weight"]
+
+
+def tied_grad_off():
+    torch.set_grad_enabled(False)
+    return set(TIED)
+
+
+def tied_none():
+    set(TIED)
+
+
+def changed_seeded():
+    torch.manual_seed(0)
+    return predict_changed()
+
+
+def changed_twice():
+    return [*sorted(predict_changed()), sorted(predict_changed())[0]]
+
+
 class TowerNotYet(nn.Module):
     def __init__(self, width=8, depth=3):
         super().__init__()
@@ -206,7 +259,7 @@ RIGHT = {
     "10.1": [predict_tied, tied_from_pytorch, tied_from_inventory, sorted(TIED)],
     "10.2": [predict_not_saved, not_saved_from_pytorch, list(ROTARY), tuple(reversed(ROTARY))],
     "10.3": [predict_changed, changed_by_running, changed_from_buffers, sorted(predict_changed())],
-    "10.4": [Tower, TowerSequential, TowerAppend, TowerWrapsTheList],
+    "10.4": [Tower, TowerSequential, TowerAppend, TowerWrapsTheList, OwnSeedTower],
 }
 
 WRONG = {
@@ -222,9 +275,12 @@ WRONG = {
         Wrong(
             sorted(TIED | {"embed_tokens.weight"}), "no tensor named 'embed_tokens.weight'", "Copy the names"
         ),
-        Wrong("shared.weight", "Expected a set of tensor names, got str", "Return a set of strings"),
-        Wrong(4, "got int", "Return a set of strings"),
-        Wrong({1, 2}, "Every name must be a string", "in quotes"),
+        Wrong("shared.weight", "Expected a set of tensor names, got str", "Write it as"),
+        Wrong(4, "got int", "Write it as"),
+        Wrong({1, 2}, "Every name is a string", "in quotes"),
+        Wrong(tied_twice, "Listed more than once: 'shared.weight' (2 times)", "Each name counts once"),
+        Wrong(tied_grad_off, "changed gradient tracking", "torch.no_grad()"),
+        Wrong(tied_none, "tied_none() returned None", "End the function with `return`"),
         Wrong(tied_raises, "tied_raises() raised AttributeError", "Run that step yourself"),
     ],
     "10.2": [
@@ -232,7 +288,8 @@ WRONG = {
         Wrong([*ROTARY, "lm_head.weight"], "lm_head.weight is a parameter", "non-persistent buffer"),
         Wrong(["inv_freq", "original_inv_freq"], "no tensor named 'inv_freq'", "module path"),
         Wrong(set(), "misses model.rotary_emb.inv_freq", "non-persistent buffer"),
-        Wrong({ROTARY[0]: 1}, "got dict", "Return a set of strings"),
+        Wrong({ROTARY[0]: 1}, "got dict", "Write it as"),
+        Wrong([*ROTARY, ROTARY[0]], "Listed more than once", "Each name counts once"),
         Wrong(tiny_gpt2, "tiny_gpt2 is buflesson's own", "Write the answer yourself"),
     ],
     "10.3": [
@@ -242,6 +299,8 @@ WRONG = {
         Wrong(everything_saved, "classifier.1.bias is a parameter", "no optimizer here"),
         Wrong({"running_mean"}, "no tensor named 'running_mean'", "module path"),
         Wrong(set(), "misses resnet.embedder.embedder.normalization.num_batches_tracked", "num_batches"),
+        Wrong(changed_seeded, "changed torch's random seed", "leave torch's seed alone"),
+        Wrong(changed_twice, "Listed more than once", "Each name counts once"),
     ],
     "10.4": [
         Wrong(ListTower, "modules kept in a plain list or dict", "nn.ModuleList"),
@@ -249,10 +308,18 @@ WRONG = {
         Wrong(HeadInList, "heads[0].weight", "nn.ModuleList"),
         Wrong(Renamed, "no key that starts with blocks.", "Keep the name blocks"),
         Wrong(NoNorm, "left blocks.0.1.running_mean as it was", "Keep the given forward"),
-        Wrong(FrozenBlocks, "did not change blocks.0.0.weight", "parameters() yields"),
+        Wrong(
+            FrozenBlocks,
+            "do not require grad, so backward() gives them no gradient",
+            "Leave the blocks' parameters",
+        ),
         Wrong(FixedSize, "blocks of width 8", "Build the tower from the arguments"),
         Wrong(NoRelu, "other values than the blocks", "Keep the given forward"),
         Wrong(Tower(), "not the class", "check(..., Tower)"),
+        Wrong(SharedBlock, "are one tensor: the tower holds the same block", "not [block] * depth"),
+        Wrong(GradOffTower, "changed gradient tracking", "torch.no_grad()"),
+        Wrong(DictTower, "registered under the names b0, b1", "nn.ModuleDict names them"),
+        Wrong(SeededTower, "changed torch's random seed", "leave torch's seed alone"),
     ],
 }
 
@@ -299,6 +366,8 @@ def test_compare_names_names_the_first_mistake(given, message):
     assert failure.value.message == message
 
 
-def test_compare_names_passes_the_truth_and_names_from_accepts_collections():
+def test_compare_names_passes_the_truth_and_names_from_accepts_collections_without_repeats():
     compare_names({"a", "b"}, {"a", "b"}, {"a", "b"}, WHY, "M")
-    assert names_from(["a", "b", "a"]) == names_from(("b", "a")) == names_from(frozenset("ab")) == {"a", "b"}
+    assert names_from(["a", "b"]) == names_from(("b", "a")) == names_from(frozenset("ab")) == {"a", "b"}
+    with pytest.raises(Fail, match="Listed more than once"):
+        names_from(["a", "b", "a"])

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from buflesson.checks import Fail, exercise
 from buflesson.handles import Refused, Remote, StudentError
-from buflesson.i18n import N_, Listed
+from buflesson.i18n import N_, Listed, Msg
 from buflesson.inventory import PLAIN, inventory
 from buflesson.models import plain_offset_model, standardize_model
 from buflesson.probes import (
@@ -128,7 +128,8 @@ def predict_keys(answer: Remote) -> None:
     if attributes:
         raise Fail(
             "{names}: plain tensor attributes are not in state_dict().",
-            "state_dict() holds parameters and buffers only; `self.mean = torch.tensor(...)` is neither.",
+            "state_dict() holds parameters, persistent buffers and what get_extra_state() returns, never a "
+            "plain attribute: `self.mean = torch.tensor(...)` is none of them.",
             names=", ".join(attributes),
         )
     layers = {key.rpartition(".")[0] for key in truth}
@@ -215,6 +216,16 @@ def _snapshot(model: Remote) -> dict[str, torch.Tensor]:
     return state
 
 
+def _untouched(model: Remote) -> dict[str, object]:
+    """What saving must leave as it is besides the values: the mode, and each tensor's object and dtype."""
+    found: dict[str, object] = {"training": model.attr("training")}
+    for name in ("linear.weight", "linear.bias", "offset"):
+        with student(Msg("Reading {path}", path=name)):
+            held = model.attr(name, keep=True)
+            found[name] = (held.method("data_ptr"), str(held.attr("dtype")))
+    return found
+
+
 def _expected_output(state: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return F.linear(x, state["linear.weight"], state["linear.bias"]) + state["offset"]
 
@@ -286,12 +297,15 @@ def checkpoint_by_hand(answer: Remote) -> None:
     for model, offset, path in zip(saved_models, offsets, paths, strict=True):
         _set_offset(model, offset)
         state = _snapshot(model)
+        kept = _untouched(model)
         with student(code("save_checkpoint(model, path)")):
             save(model, path)
-        if not _same_state(state, _snapshot(model)):
+        if not _same_state(state, _snapshot(model)) or kept != _untouched(model):
             raise Fail(
-                "save_checkpoint changed the model it saved.",
-                "Only write the file: read model.state_dict() and model.offset, change nothing.",
+                "save_checkpoint changed the model it saved (its values, its mode, or which tensor it holds "
+                "and its dtype).",
+                "Only write the file: read model.state_dict() and model.offset, change nothing (no .eval(), "
+                "no new offset tensor).",
             )
         saved.append(state)
     holds = [_file_holds(session, path, state) for path, state in zip(paths, saved, strict=True)]
@@ -368,6 +382,14 @@ def checkpoint_by_hand(answer: Remote) -> None:
             )
         if not close(forward(model, x, what=N_("The loaded model's forward")), _expected_output(state, x)):
             raise Fail("The restored model computes something else than the saved one.")
+    # Loading the first file into the second model must leave the model loaded before alone.
+    if not same(tensor(fresh_models[1], "offset"), saved[1]["offset"]):
+        raise Fail(
+            "Loading a second checkpoint into another model changed the offset of the model loaded "
+            "before: the two models hold one offset tensor.",
+            "Give each model its own tensor: model.offset = the tensor torch.load gave (or a clone of "
+            "it), not a tensor made once and shared by every call.",
+        )
     leaves_global_state(before, session.state(), N_("save_checkpoint and load_checkpoint"))
 
 

@@ -16,6 +16,7 @@ from buflesson.probes import (
     close,
     convert,
     expect_module_class,
+    expect_plain_forward,
     fail_on_device,
     leaves_global_state,
     rows,
@@ -175,6 +176,7 @@ def ramp_on_input_device(answer: Remote) -> None:
             stored=", ".join(stored),
         )
     leaves_global_state(before, answer.session.state(), N_("Building and running Ramp"))
+    expect_plain_forward(answer, x, args=(LESSON_FEATURES,))
 
     # Other numbers of features: a ramp of a fixed length fails here.
     sized = {}
@@ -310,7 +312,12 @@ def predict_half(answer: Remote) -> None:
                 dtypes=Listed(sorted({truth[name] for name in params}), AND),
             )
         )
-        hints.append(Msg("Parameters follow every conversion of the module: .half(), .double(), .to(...)."))
+        hints.append(
+            Msg(
+                "Floating-point parameters follow every conversion of the module: .half(), .double(), "
+                ".to(...) (an integer tensor keeps its dtype)."
+            )
+        )
     for name in plain:
         reasons.append(
             Msg(

@@ -19,6 +19,7 @@ from buflesson.probes import (
     expect_kind,
     expect_module_class,
     expect_own_tensors,
+    expect_plain_forward,
     expect_runs_on_device,
     forward,
     leaves_global_state,
@@ -51,8 +52,8 @@ def _expect_values(model: Remote, name: str, expected: torch.Tensor) -> torch.Te
     if actual.dtype != torch.float32:
         raise Fail(
             "{name} is {dtype}, but the model's layers are torch.float32: forward would mix the two.",
-            "Keep the model's tensors float32 (torch.tensor([...]) gives float32), so that .double() "
-            "and .float() decide the dtype of the whole model.",
+            "Keep the model's tensors float32 (torch.tensor([...]) of Python floats gives float32), so "
+            "that .double() and .float() decide the dtype of the whole model.",
             name=name,
             dtype=str(actual.dtype),
         )
@@ -101,6 +102,7 @@ def standardize_with_buffers(answer: Remote) -> None:
             )
 
     expect_own_tensors(answer, ("mean", "std"))
+    expect_plain_forward(answer, x)
     with student("changing mean and std in place"):
         model.attr("mean", keep=True).method("add_", 1.5)
         model.attr("std", keep=True).method("mul_", 2.0)
@@ -177,6 +179,7 @@ def masked_linear(answer: Remote) -> None:
         )
 
     expect_own_tensors(answer, ("mask",))
+    expect_plain_forward(answer, x)
     with student("changing mask in place"):
         model.attr("mask", keep=True).method("fill_", 1)
     fresh = save_and_reload(model, lambda: build(answer, seed=draw.seed()))

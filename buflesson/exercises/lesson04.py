@@ -192,6 +192,14 @@ def _check_returned(
         )
     want = expected[name]
     if got.shape == want.shape and close(got, want, atol=1e-6):
+        if got.dtype != want.dtype:
+            raise Fail(
+                "buffer_gradient returned the right values as {got}, but the buffer and its gradient are "
+                "{want}.",
+                "Return the gradient as autograd gives it, without converting it.",
+                got=str(got.dtype),
+                want=str(want.dtype),
+            )
         return
     old = grads[name]
     if old is not None and got.shape == want.shape and close(got, want + old, atol=1e-6):
@@ -267,7 +275,8 @@ def _check_left_as_found(
     if filled:
         raise Fail(
             "{situation}, buffer_gradient left gradients in the .grad of {names}, which had none.",
-            "backward() writes into every parameter's .grad. Use torch.autograd.grad(loss, buffer), "
+            "backward() writes into the .grad of every parameter that requires grad and took part in the "
+            "loss. Use torch.autograd.grad(loss, buffer), "
             "which writes no .grad, or backward(inputs=[buffer]), which fills only the buffer's.",
             situation=situation,
             names=", ".join(filled),
@@ -285,7 +294,8 @@ def _check_left_as_found(
     if changed:
         raise Fail(
             "{situation}, buffer_gradient added to the gradients that {names} already held.",
-            "backward() adds to every parameter's .grad. Use torch.autograd.grad(loss, buffer), which "
+            "backward() adds to the .grad of every parameter that requires grad and took part in the loss. "
+            "Use torch.autograd.grad(loss, buffer), which "
             "touches no parameter's .grad.",
             situation=situation,
             names=", ".join(changed),
@@ -381,6 +391,7 @@ class CountProbe(nn.Module):
         self.body = nn.Linear(n_in, n_hidden)
         self.tied = self.body  # the same layer again: parameters() lists it once, state_dict() twice
         self.head = nn.Linear(n_hidden, n_out, bias=False).requires_grad_(False)
+        self.head.weight.grad = torch.ones(n_out, n_hidden)  # left from a backward() before it was frozen
         self.gain = nn.Parameter(torch.ones(gain))
         self.frozen = nn.Parameter(torch.zeros(frozen), requires_grad=False)
         self.register_buffer("table", torch.zeros(table))
@@ -405,6 +416,8 @@ def _counts(model: nn.Module) -> dict[str, int]:
             t for t in model.state_dict(keep_vars=True).values() if t.requires_grad
         ),
         "buffer requiring grad": _numel(t for t in params + buffers if t.requires_grad),
+        "holding a grad": _numel(p for p in params if p.requires_grad or p.grad is not None),
+        "has a gradient": _numel(p for p in params if p.grad is not None),
         "parameters and buffers": _numel(params + buffers),
         "tensors": sum(1 for p in params if p.requires_grad),
         "all tensors": len(params),
@@ -414,6 +427,21 @@ def _counts(model: nn.Module) -> dict[str, int]:
 
 
 MISTAKES = {
+    "has a gradient": (
+        N_("counted the parameters that hold a .grad"),
+        N_(
+            "A .grad holds what an earlier backward() left (or None before any): it says nothing about the "
+            "next step. Count the parameters with p.requires_grad, the ones the next backward() fills."
+        ),
+    ),
+    "holding a grad": (
+        N_("counted the frozen parameter that still holds a .grad from an earlier backward()"),
+        N_(
+            "In the usual loop zero_grad() sets every .grad to None before backward(), and backward() gives "
+            "a parameter with requires_grad=False none: a .grad left from before does not make it "
+            "trainable. Count the parameters with p.requires_grad."
+        ),
+    ),
     "all parameters": (
         N_("counted the frozen parameters too"),
         N_(
@@ -500,6 +528,8 @@ def _count(answer: Remote, model: Remote, what: str | Msg) -> int:
             pass
     if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.dtype.is_floating_point:
         got = int(got.item())
+    if isinstance(got, float) and got.is_integer():  # a count summed as floats is still the count
+        got = int(got)
     if isinstance(got, bool) or not isinstance(got, int):
         raise Fail(
             "trainable_count(model) returned {got}, not a whole number.",
@@ -517,10 +547,11 @@ def _flags(model: Remote, names: list[str]) -> dict[str, bool]:
 @exercise(
     "4.2",
     "Count what an optimizer step can change",
-    passed="Right: you counted the numbers in parameters that require grad, the only ones the next "
-    "backward() can give a gradient. An optimizer steps the parameters whose .grad is set, so in the usual "
-    "loop (zero_grad(), which sets .grad to None, then backward() and step()) these are the numbers the "
-    "step can change. A buffer is never in parameters(), even when it requires grad.",
+    passed="Right: you counted the numbers in parameters that require grad, the only parameters the next "
+    "backward() can give a gradient (a buffer that requires grad gets one too, but a buffer is never in "
+    "parameters()). SGD, Adam and the other built-in optimizers except LBFGS step the parameters whose "
+    ".grad is set, so in the usual loop (zero_grad(), which sets .grad to None, then backward() and step()) "
+    "these are the numbers the step can change.",
 )
 def trainable_count(answer: Remote) -> None:
     expect_function(answer, "trainable_count", "4.2")
@@ -540,6 +571,14 @@ def trainable_count(answer: Remote) -> None:
         raise Fail(
             "trainable_count changed requires_grad of the model's parameters.",
             "Only count: read p.requires_grad, never set it.",
+        )
+    with student("Reading head.weight.grad"):
+        grad_kept = isinstance(model.attr("head.weight.grad"), torch.Tensor)
+    if not grad_kept:
+        raise Fail(
+            "trainable_count changed the gradients the model held: head.weight.grad is None after it ran.",
+            "Only count: never call zero_grad() or set .grad (the caller may be in the middle of a "
+            "training step).",
         )
     expected = counts["right"]
     if got != expected:

@@ -19,10 +19,12 @@ from buflesson.probes import (
     expect_kind,
     expect_module_class,
     expect_own_tensors,
+    expect_plain_forward,
     expect_runs_on_device,
     forward,
     leaves_global_state,
     rounded,
+    rows,
     same,
     save_and_reload,
     shown,
@@ -228,7 +230,7 @@ def running_mean_module(answer: Remote) -> None:
     draw = Draw()
     before_state = answer.session.state()
     momentum = draw.random.choice(MOMENTA)
-    feature_counts = draw.sizes(2, 2, 7)
+    feature_counts = draw.sizes_and_a_large_one(2, 2, 7)
     for features in feature_counts:
         # Batch sizes never equal the feature count: averaging over the wrong dimension must show.
         rows = draw.sizes(3, 2, 9, avoid=(features,))
@@ -309,6 +311,7 @@ def running_mean_module(answer: Remote) -> None:
 
     args = (features, momentum)
     expect_own_tensors(answer, ("running_mean",), args=args)
+    expect_plain_forward(answer, batch, args=args, fresh=False)
     doubled = expect_follows_double(answer, batch, ("running_mean",), args=args)
     if _running(doubled).dtype != torch.float64:
         raise Fail(
@@ -512,10 +515,31 @@ def evaluate(answer: Remote) -> None:
     second = _trained_net(answer, draw, features, hidden)
     with student(code("model.eval()")):
         second.method("eval")
+    # One parameter frozen by the caller: evaluate must leave it frozen.
+    frozen = draw.random.choice(EvalNet.PARAMETERS)
+    with student(code(f"model.{frozen}.requires_grad_(False)")):
+        second.attr(frozen, keep=True).method("requires_grad_", False)
+    held = set(rows(second))
     state = state_dict(second)
     y = draw.randn(rows_b, features)
     # With grad mode on, whatever the session has: the output must still carry no graph.
     out = _evaluate(answer, second, y, N_("eval mode"), draw.seed(), grad=True)
+    if tensor(second, frozen).requires_grad:
+        raise Fail(
+            "After evaluate, {name} requires grad, though the caller had frozen it: evaluate changed "
+            "requires_grad of the model's parameters.",
+            "Leave the parameters alone: `with torch.no_grad():` is all evaluation needs; it changes no "
+            "parameter's requires_grad.",
+            name=frozen,
+        )
+    stored = [name for name in rows(second) if name not in held]
+    if stored:
+        raise Fail(
+            "After evaluate, the model holds tensors it did not hold before: {stored}.",
+            "Return the output; store nothing on the model (a tensor kept there is not saved, not moved, "
+            "and stale after the next change).",
+            stored=", ".join(stored),
+        )
     _expect_no_graph(_expect_result(out, state, state_dict(second), _expected(state, features, hidden, y)))
     modes = _modes(second)
     if any(modes.values()):
@@ -524,4 +548,6 @@ def evaluate(answer: Remote) -> None:
             "Restore the mode it had, not train mode: was_training = model.training first, then "
             "model.train(was_training).",
         )
+    # Called with gradients off, as inside a caller's `with torch.no_grad():`: it must leave them off.
+    _evaluate(answer, second, y, N_("eval mode, with gradients off"), draw.seed(), grad=False)
     leaves_global_state(before_state, answer.session.state(), code("evaluate(model, x)"))

@@ -18,8 +18,10 @@ from buflesson.probes import (
     close,
     code,
     expect_follows_double,
+    expect_fresh_output,
     expect_kind,
     expect_module_class,
+    expect_own_tensors,
     expect_runs_on_device,
     forward,
     leaves_global_state,
@@ -144,13 +146,16 @@ def causal_mask(answer: Remote) -> None:
     draw = Draw()
     session = answer.session
     before_state = session.state()
-    for max_len in draw.sizes(2, 3, 10):
+    for max_len in draw.sizes_and_a_large_one(2, 3, 10):
         full = draw.randn(draw.integer(1, 3), max_len, max_len)
         shorter = draw.randn(draw.integer(1, 3), draw.integer(1, 3), *(2 * [draw.integer(1, max_len - 1)]))
         model = build(answer, max_len, seed=draw.seed())
         expect_kind(answer, model, "mask", NON_PERSISTENT_BUFFER, sample=full, args=(max_len,))
+        expect_own_tensors(answer, ("mask",), args=(max_len,))
         _expect_mask(tensor(model, "mask"), max_len)
         _expect_masks_scores(model, full, FORWARD)
+        expect_fresh_output(model, full, forward(model, full))
+        _expect_masks_scores(model, 1.0 - 0.5 * full, N_("forward on a second input"))
         _expect_masks_scores(model, shorter, N_("forward on a sequence shorter than max_len"))
 
         # A checkpoint from before the mask existed, and the model's own: both load strictly, the
@@ -299,7 +304,8 @@ def _expect_fitted(model: Remote, data: torch.Tensor, conversion: str = "") -> N
             )
     for name, expected, start in (("mean", data.mean(0), 0.0), ("std", data.std(0), 1.0)):
         value = tensor(model, name)
-        if value.device.type == "meta" or close(value, expected):
+        # Tight: x.std(0) + 1e-5 is not x.std(0); other formulas for the same value are within it.
+        if value.device.type == "meta" or close(value, expected, atol=1e-6, rtol=2e-6):
             continue
         if same(value, torch.full_like(expected, start)):
             raise Fail(
@@ -308,6 +314,17 @@ def _expect_fitted(model: Remote, data: torch.Tensor, conversion: str = "") -> N
                 name=name,
                 keep=_keep(name),
             )
+        for low in (torch.float16, torch.bfloat16):
+            if close(value, expected.to(low).to(expected.dtype), atol=1e-6, rtol=2e-6):
+                raise Fail(
+                    "After fit(), {name} holds x.{name}(0) rounded to {low}: {got}, expected {expected}.",
+                    "Keep full precision: compute x.{name}(0) in the data's dtype and store it in the "
+                    "buffer's own dtype, with no {low} step in between.",
+                    name=name,
+                    low=str(low),
+                    got=rounded(value),
+                    expected=rounded(expected),
+                )
         if name == "std" and close(value, data.std(0, correction=0)):
             raise Fail(
                 "std uses the population formula (correction=0).",
@@ -372,7 +389,7 @@ def normalizer(answer: Remote) -> None:
     draw = Draw()
     session = answer.session
     before_state = session.state()
-    feature_counts = draw.sizes(2, 2, 7)
+    feature_counts = draw.sizes_and_a_large_one(2, 2, 7)
     for features in feature_counts:
         # Row counts never equal the feature count: statistics over the wrong dimension must show.
         data = 3.0 + 2.0 * draw.randn(draw.integer(5, 12, avoid=(features,)), features)
@@ -380,11 +397,22 @@ def normalizer(answer: Remote) -> None:
         model = build(answer, features, seed=draw.seed())
         for name in ("mean", "std"):
             expect_kind(answer, model, name, BUFFER, sample=x, args=(features,))
+        expect_own_tensors(answer, ("mean", "std"), args=(features,))
         _expect_start(model, features)
         _expect_normalizes(model, x, torch.zeros(features), torch.ones(features), N_("Before fit(), forward"))
 
         _fit(model, data, code("fit(x)"))
         _expect_fitted(model, data)
+        other = 1.0 - 0.5 * data  # a second fit, on other data, sets the statistics again
+        _fit(model, other, N_("A second fit(x), on other data"))
+        if close(tensor(model, "mean"), data.mean(0)) and close(tensor(model, "std"), data.std(0)):
+            raise Fail(
+                "A second fit() on other data left mean and std as the first fit() set them.",
+                "fit sets the statistics from the data it is given, every time it is called: keep nothing "
+                "that skips a later fit.",
+            )
+        _expect_fitted(model, other)
+        _fit(model, data, code("fit(x)"))
         mean, std = data.mean(0), data.std(0)
         _expect_normalizes(model, x, mean, std, N_("After fit(), forward"))
 

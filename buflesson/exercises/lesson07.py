@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from buflesson.checks import Fail, NotAttempted, exercise
 from buflesson.handles import Refused, Remote, StudentError
 from buflesson.i18n import N_, Msg
-from buflesson.inventory import BUFFER
+from buflesson.inventory import BUFFER, inventory
 from buflesson.probes import (
     Draw,
     as_msg,
@@ -23,7 +23,10 @@ from buflesson.probes import (
     forward,
     leaves_global_state,
     load_strict,
+    missing_forward,
+    no_forward,
     rounded,
+    rows,
     same,
     save_file,
     shown,
@@ -31,7 +34,7 @@ from buflesson.probes import (
     student,
     tensor,
 )
-from buflesson.versions import SensorV1
+from buflesson.versions import SensorV1, SensorV2
 
 CENTER = torch.full((3,), SensorV1.CENTER)
 
@@ -92,6 +95,8 @@ def _loads(call) -> bool:
     try:
         call()
     except StudentError as error:
+        if missing_forward(error):
+            raise no_forward(code("load_state_dict")) from None
         if error.not_implemented:
             raise NotAttempted from None
         return False
@@ -120,6 +125,41 @@ def _expect_sensor(model: Remote) -> None:
             "Build the new version, model = SensorV2(), load the file into it and return the model.",
             got=_a(str(model.info.get("type"))),
         )
+
+
+def _expect_as_built(model: Remote, what: str | Msg) -> None:
+    """Every tensor keeps what SensorV2() gives it: dtype, device, requires_grad; the model its mode.
+    A load changes values, nothing else."""
+    with torch.random.fork_rng(devices=[]):
+        built = {row.name: row for row in inventory(SensorV2())}
+    for name, row in rows(model).items():
+        own = built.get(name)
+        if own is None:
+            continue
+        for field, hint in (
+            (
+                "dtype",
+                N_(
+                    "Load without assign=True, or convert nothing: load_state_dict copies the file's "
+                    "values into the model's own tensors, which keep their dtype."
+                ),
+            ),
+            ("device", N_("Return the model on the device SensorV2() puts it on; move nothing.")),
+            (
+                "requires_grad",
+                N_("Leave requires_grad as SensorV2() sets it: a load changes values, nothing else."),
+            ),
+        ):
+            if row[field] != getattr(own, field):
+                raise Fail(
+                    "{what}, {name} has {field} {got}; SensorV2() gives it {wanted}.",
+                    hint,
+                    what=as_msg(what),
+                    name=name,
+                    field=field,
+                    got=str(row[field]),
+                    wanted=str(getattr(own, field)),
+                )
 
 
 def _a(name: str) -> Msg:
@@ -159,6 +199,8 @@ def load_old_checkpoint(answer: Remote) -> None:
     before_state = session.state()
     old = _Trained(session, draw)
     path = save_file(session, old.state(), "sensor-v1.pt")
+    digest = session.lib("buflesson.workbench:file_digest")
+    written = digest(path)
     try:
         with student(code("load_v1(path)")):
             model = answer.call(path, seed=draw.seed(), keep=True)
@@ -171,7 +213,14 @@ def load_old_checkpoint(answer: Remote) -> None:
             **failure.values,
         ) from None
     _expect_sensor(model)
+    if digest(path) != written:
+        raise Fail(
+            "load_v1(path) changed the checkpoint file at path: the user's version-1 checkpoint is gone.",
+            "Read the file and leave it as it is: fill 'mean' in the dict you loaded, in memory; write "
+            "nothing back to path.",
+        )
     expect_kind(answer, model, "mean", BUFFER)
+    _expect_as_built(model, N_("After load_v1"))
     _expect_weights(model, old, N_("Load the file's state into the new model: model.load_state_dict(state)."))
     _expect_center(tensor(model, "mean"), N_("After load_v1"), FILL_BY_HAND)
     _expect_outputs(model, old, draw, CENTER, N_("The loaded model"))
@@ -381,13 +430,19 @@ def migrating_sensor(answer: Remote) -> None:
     lib_dict = session.lib("torch.nn:ModuleDict")
     nested = lib_dict.call({"sensor": build(answer, seed=draw.seed())}, keep=True)
     old_nested = lib_dict.call({"sensor": old.model}, keep=True)
-    with student(code("state_dict()")):
-        nested_state = old_nested.call(method="state_dict", keep=True)
+    # The bigger model records a version of its own (3) at the root: only the sensor's own entry,
+    # local_metadata, says version 1.
+    nested_state = state_dict(old_nested)
+    nested_state._metadata[""] = {**nested_state._metadata.get("", {}), "version": 3}
     _load(
         nested,
         save_file(session, nested_state, "bigger-v1.pt"),
         N_("Loading a version-1 checkpoint of a model that holds the sensor as its submodule 'sensor'"),
-        N_("Inside a bigger model the key is 'sensor.mean', not 'mean': build it as prefix + 'mean'."),
+        N_(
+            "Inside a bigger model the key is 'sensor.mean', not 'mean': build it as prefix + 'mean'; and "
+            "read the version from local_metadata, the sensor's own entry: the root entry of "
+            "state_dict._metadata holds the bigger model's version."
+        ),
     )
     if not same(tensor(nested, "sensor.mean"), CENTER):
         raise Fail(
@@ -465,6 +520,20 @@ def migrating_sensor(answer: Remote) -> None:
             "Leave strict and missing_keys to PyTorch: pass every argument on to "
             "super()._load_from_state_dict unchanged and take nothing out of missing_keys, so that a "
             "strict load fails for a version-2 file without 'mean'.",
+        )
+    # The same damage inside a bigger model: the sensor's entry says version 2.
+    bigger = lib_dict.call({"sensor": ours}, keep=True)
+    damaged_bigger = save_file(session, _without(state_dict(bigger), "sensor.mean"), "damaged-bigger-v2.pt")
+    fresh_bigger = lib_dict.call({"sensor": build(answer, seed=draw.seed())}, keep=True)
+    with student(code("torch.load(path, weights_only=True)")):
+        loaded = session.lib("torch:load").call(damaged_bigger, weights_only=True, keep=True)
+    if _loads(lambda: fresh_bigger.call(loaded, method="load_state_dict")):
+        raise Fail(
+            "A version-2 checkpoint of a bigger model (the sensor as its submodule 'sensor') without "
+            "'sensor.mean' loaded without an error: the migration filled it in, as if it were a version-1 "
+            "file.",
+            "Read the version with local_metadata.get('version'): local_metadata is the sensor's own entry; "
+            "state_dict._metadata is not (inside a bigger model, the dict the sensor receives has none).",
         )
     leaves_global_state(before_state, session.state(), N_("Building and loading your model"))
 

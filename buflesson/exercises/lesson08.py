@@ -26,6 +26,8 @@ from buflesson.probes import (
     convert,
     expect_kind,
     expect_module_class,
+    expect_own_tensors,
+    expect_plain_forward,
     expect_start,
     fail_on_device,
     forward,
@@ -120,11 +122,17 @@ def _normalized(x: torch.Tensor, stats: dict) -> torch.Tensor:
 _FORMULA_MISTAKES = (
     (
         lambda x, s: F.linear(x - s["mean"], s["linear.weight"], s["linear.bias"]),
-        N_("forward computes linear(x - mean): it does not divide by std."),
+        N_(
+            "forward computes linear(x - mean) with the loaded mean: it does not divide by the loaded std "
+            "(it divides by nothing, or by a value of std from before the load)."
+        ),
     ),
     (
         lambda x, s: F.linear(x / s["std"], s["linear.weight"], s["linear.bias"]),
-        N_("forward computes linear(x / std): it does not subtract mean."),
+        N_(
+            "forward computes linear(x / std) with the loaded std: it does not subtract the loaded mean (it "
+            "subtracts nothing, or a value of mean from before the load)."
+        ),
     ),
     (
         lambda x, s: F.linear((x - s["mean"]) * s["std"], s["linear.weight"], s["linear.bias"]),
@@ -190,6 +198,7 @@ def fresh_statistics(answer: Remote) -> None:
     model = build(answer, seed=draw.seed())
     for name in ("mean", "std"):
         expect_kind(answer, model, name, BUFFER, sample=x)
+    expect_own_tensors(answer, ("mean", "std"))
     start = {
         "mean": expect_start(model, "mean", torch.zeros(3), "torch.zeros(3)"),
         "std": expect_start(model, "std", torch.ones(3), "torch.ones(3)"),
@@ -200,6 +209,7 @@ def fresh_statistics(answer: Remote) -> None:
         {"linear.weight": (2, 3), "linear.bias": (2,)},
         N_("Keep the given self.linear = nn.Linear(3, 2)."),
     )
+    expect_plain_forward(answer, x)
 
     # Before any load: the statistics of __init__.
     out = forward(model, x)
@@ -219,7 +229,13 @@ def fresh_statistics(answer: Remote) -> None:
             raise _not_the_loaded_stats(model, code("load_state_dict(...)"))
         for formula, message in _FORMULA_MISTAKES:
             if close(out, formula(x.double(), {k: v.double() for k, v in trained.items()}), TOL32, TOL32):
-                raise Fail(message, "Compute linear((x - self.mean) / self.std) in forward.")
+                raise Fail(
+                    message,
+                    N_(
+                        "Compute linear((x - self.mean) / self.std) in forward, reading both buffers there "
+                        "at each call: a value computed from them earlier misses every later load."
+                    ),
+                )
         raise _other_values(code("load_state_dict(...)"))
 
     # .double(), then forward, then a second load.
@@ -339,9 +355,11 @@ def registered_mask(answer: Remote) -> None:
     draw = Draw()
     before = answer.session.state()
     device = answer.session.device()
-    for size in draw.sizes(2, 2, 8, avoid=(LESSON_SIZE,)):
+    for size in draw.sizes_and_a_large_one(2, 2, 8, avoid=(LESSON_SIZE,)):
         model = build(answer, size, seed=draw.seed())
         _expect_mask(model, size)
+        expect_own_tensors(answer, ("mask",), args=(size,))
+        expect_plain_forward(answer, draw.randn(3, size), args=(size,))
         if "mask" in state_dict(model):
             raise kind_fail("mask", NON_PERSISTENT_BUFFER, kind_of(model, "mask")) or Fail(
                 "state_dict() holds mask: the published checkpoints have no 'mask' key, so a strict load of "
@@ -412,8 +430,17 @@ def saved_peak(answer: Remote) -> None:
     x, y, z = (_peaky(draw, rows, small) for rows in (rows_a, rows_b, rows_c))
     z[0] = 8.0  # above every peak so far: a forward that raised peak in evaluation mode too would show
     model = build(answer, seed=draw.seed())
+    if kind_of(model, "peak") == NON_PERSISTENT_BUFFER:
+        raise Fail(
+            "'peak' is still a buffer with persistent=False, as UnsavedPeak registers it: it is left out "
+            "of state_dict(), so it is not saved.",
+            "In PeakScaled.__init__, after super().__init__(), register peak again as a saved buffer: "
+            "self.register_buffer('peak', torch.ones(3)) (persistent=True is the default).",
+        )
     expect_kind(answer, model, "peak", BUFFER, sample=x)
+    expect_own_tensors(answer, ("peak",))
     peak = expect_start(model, "peak", torch.ones(3), "torch.ones(3)")
+    expect_plain_forward(answer, x, fresh=False)
     _expect_layer(
         state_dict(model),
         {"linear.weight": (2, 3), "linear.bias": (2,)},

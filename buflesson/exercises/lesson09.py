@@ -113,7 +113,8 @@ _WHY = {
         ),
         FROZEN: N_(
             "{name} is a frozen parameter: requires_grad=False, so backward() leaves its .grad None, "
-            "and optimizer.step() skips a parameter without a gradient."
+            "and optimizer.step() skips a parameter without a gradient (SGD, Adam and the other built-in "
+            "optimizers except LBFGS)."
         ),
         BUFFER: N_(
             "{name} is a buffer: the optimizer only gets model.parameters(). BatchNorm's running "
@@ -218,7 +219,8 @@ def predict_moved(answer: Remote) -> None:
     "Predict what `optimizer.step()` changes",
     passed="Right: in training_step, zero_grad() and backward() run before the step, so the parameters "
     "that require grad are the ones holding a gradient, and optimizer.step() changes exactly those (the "
-    "step skips a parameter whose .grad is None; it does not look at the parameter's requires_grad). "
+    "step of SGD, Adam and the other built-in optimizers except LBFGS skips a parameter whose .grad is "
+    "None; it does not look at the parameter's requires_grad). "
     "Buffers are not in parameters(): BatchNorm's running statistics change in the forward pass, not in "
     "the step.",
 )

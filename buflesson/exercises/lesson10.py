@@ -28,9 +28,12 @@ from buflesson.probes import (
     close,
     code,
     expect_module_class,
+    expect_plain_forward,
     expect_runs_on_device,
     forward,
     leaves_global_state,
+    names_in,
+    prediction,
     rows,
     save_and_reload,
     sgd_step,
@@ -42,30 +45,18 @@ from buflesson.real_models import tiny_llama, tiny_resnet, tiny_t5
 # -- the student's set of names -----------------------------------------------------------------
 
 
-def answer_names(answer: Remote) -> set[str]:
-    """The student's names: a set (list, tuple) of strings, or a function that returns one."""
-    if answer.kind == "function":
-        with student(code(f"{answer.name}()")):
-            value = answer()
-    elif answer.kind == "data":
-        value = answer.value()
-    else:
-        value = answer
-    return names_from(value)
+EXPECTED = N_("a set of tensor names")
 
 
-def names_from(value: object) -> set[str]:
-    """`value` as a set of names, or `Fail` saying what it is instead."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, (set, frozenset, list, tuple)):
-        kind = value.info.get("type") if isinstance(value, Remote) else type(value).__name__
-        raise Fail(
-            "Expected a set of tensor names, got {kind}.",
-            'Return a set of strings, e.g. {{"shared.weight", "lm_head.weight"}}.',
-            kind=kind,
-        )
-    if not all(isinstance(name, str) for name in value):
-        raise Fail("Every name must be a string.", 'Write each name in quotes, e.g. "shared.weight".')
-    return set(value)
+def answer_names(answer: Remote, example: str) -> set[str]:
+    """The student's names: a set (list, tuple) of strings, or a function that returns one; a name
+    listed twice fails as it does in lesson 9. `example` shows the form with this model's names."""
+    return names_from(prediction(answer, expected=EXPECTED, example=example, call=True), example)
+
+
+def names_from(value: object, example: str = '{"shared.weight", "lm_head.weight"}') -> set[str]:
+    """`value` as a set of names, or `Fail` saying what it is instead (a name given twice too)."""
+    return set(names_in(value, expected=EXPECTED, example=example))
 
 
 @dataclass(frozen=True)
@@ -155,7 +146,7 @@ def _why_tied(model: nn.Module) -> Why:
     "trained once.",
 )
 def t5_tied(answer: Remote) -> None:
-    given = answer_names(answer)
+    given = answer_names(answer, '{"shared.weight", "lm_head.weight"}')
     model = tiny_t5()
     compare_names(given, tied_names(model), _known(model), _why_tied(model), code("T5"))
 
@@ -206,7 +197,7 @@ def _why_not_saved(model: nn.Module) -> Why:
     passed="inv_freq and original_inv_freq are non-persistent buffers: moved by .to(), rebuilt by __init__.",
 )
 def llama_not_saved(answer: Remote) -> None:
-    given = answer_names(answer)
+    given = answer_names(answer, '{"model.norm.weight", "lm_head.weight"}')
     model = tiny_llama()
     compare_names(given, not_saved(model), _known(model), _why_not_saved(model), N_("The Llama model"))
 
@@ -265,7 +256,7 @@ def _why_changed(model: nn.Module) -> Why:
     passed="One forward pass in training mode updates every BatchNorm's running statistics and count.",
 )
 def resnet_forward(answer: Remote) -> None:
-    given = answer_names(answer)
+    given = answer_names(answer, '{"resnet.embedder.embedder.convolution.weight", "classifier.1.bias"}')
     model = tiny_resnet()
     batch = Draw().randn(2, 3, 16, 16)
     truth = changed_by_forward(tiny_resnet(), batch)
@@ -315,6 +306,22 @@ def _expect_registered(model: Remote) -> None:
         )
 
 
+def _expect_own_blocks(model: Remote, depth: int) -> None:
+    """Each block its own tensors: `[block] * depth` lists one block `depth` times."""
+    for row in rows(model).values():
+        names = [name for name in (row["name"], *row.get("aliases", ())) if name.startswith("blocks.")]
+        if len(names) > 1:
+            raise Fail(
+                "{first} and {second} are one tensor: the tower holds the same block more than once, so "
+                "its {depth} blocks are one block applied {depth} times.",
+                "Build a new block for each place: nn.ModuleList([make_block() for _ in range(depth)]), "
+                "not [block] * depth.",
+                first=names[0],
+                second=names[1],
+                depth=depth,
+            )
+
+
 def _expect_keys(state: dict, width: int, depth: int) -> None:
     blocks = {key.split(".")[1] for key in state if key.startswith("blocks.")}
     if not blocks:
@@ -323,7 +330,15 @@ def _expect_keys(state: dict, width: int, depth: int) -> None:
             "Keep the name blocks: self.blocks = nn.ModuleList([...]).",
         )
     first = state.get("blocks.0.0.weight")
-    shown = "?" if first is None else first.shape[-1]
+    if first is None:
+        raise Fail(
+            "state_dict() has no blocks.0.0.weight: the blocks are registered under the names {names}, not "
+            "under the positions 0, 1, ... of a list.",
+            "Keep the blocks in an nn.ModuleList: self.blocks = nn.ModuleList([...]) (an nn.ModuleDict "
+            "names them by its keys, and iterating over it gives the keys, not the blocks).",
+            names=", ".join(sorted(blocks)[:3]),
+        )
+    shown = first.shape[-1]
     if len(blocks) != depth or shown != width:
         raise Fail(
             "Tower({width}, {depth}) has {count} blocks of width {shown}.",
@@ -359,6 +374,8 @@ def tower(answer: Remote) -> None:
     model = build(answer, width, depth, seed=draw.seed())
     _expect_registered(model)
     _expect_keys(state_dict(model), width, depth)
+    _expect_own_blocks(model, depth)
+    expect_plain_forward(answer, x, args=(width, depth), fresh=False)
     initial = state_dict(model)
     forward(model, x, what=N_("forward in training mode"))
     state = state_dict(model)
@@ -386,6 +403,18 @@ def tower(answer: Remote) -> None:
     after = state_dict(model)
     weights = [f"blocks.{i}.0.weight" for i in range(depth)]
     frozen = [name for name in weights if torch.equal(after[name], state[name])]
+    off = [
+        row["name"] for row in rows(model).values() if row["kind"] == PARAMETER and not row["requires_grad"]
+    ]
+    if frozen and off:
+        raise Fail(
+            "optimizer.step() did not change {name}: {off} do not require grad, so backward() gives them no "
+            "gradient and the step skips them.",
+            "Leave the blocks' parameters trainable: requires_grad stays True unless the exercise asks to "
+            "freeze something.",
+            name=frozen[0],
+            off=", ".join(off[:3]),
+        )
     if frozen:
         raise Fail(
             "optimizer.step() did not change {name}: the optimizer only gets model.parameters().",
