@@ -549,8 +549,8 @@ def _flags(model: Remote, names: list[str]) -> dict[str, bool]:
     "Count what an optimizer step can change",
     passed="Right: you counted the numbers in parameters that require grad, the only parameters the next "
     "backward() can give a gradient (a buffer that requires grad gets one too, but a buffer is never in "
-    "parameters()). SGD, Adam and the other built-in optimizers except LBFGS step the parameters whose "
-    ".grad is set, so in the usual loop (zero_grad(), which sets .grad to None, then backward() and step()) "
+    "parameters()). A built-in optimizer's step changes only parameters whose .grad is set, so in the "
+    "usual loop (zero_grad(), which sets .grad to None, then backward() and step()) "
     "these are the numbers the step can change.",
 )
 def trainable_count(answer: Remote) -> None:

@@ -113,8 +113,8 @@ _WHY = {
         ),
         FROZEN: N_(
             "{name} is a frozen parameter: requires_grad=False, so backward() leaves its .grad None, "
-            "and optimizer.step() skips a parameter without a gradient (SGD, Adam and the other built-in "
-            "optimizers except LBFGS)."
+            "and no built-in optimizer's step changes a parameter whose .grad is None (LBFGS reads it as "
+            "zeros and adds nothing; the others skip it)."
         ),
         BUFFER: N_(
             "{name} is a buffer: the optimizer only gets model.parameters(). BatchNorm's running "
@@ -218,9 +218,9 @@ def predict_moved(answer: Remote) -> None:
     "9.3",
     "Predict what `optimizer.step()` changes",
     passed="Right: in training_step, zero_grad() and backward() run before the step, so the parameters "
-    "that require grad are the ones holding a gradient, and optimizer.step() changes exactly those (the "
-    "step of SGD, Adam and the other built-in optimizers except LBFGS skips a parameter whose .grad is "
-    "None; it does not look at the parameter's requires_grad). "
+    "that require grad are the ones holding a gradient, and optimizer.step() changes exactly those (no "
+    "built-in optimizer's step changes a parameter whose .grad is None; the step does not look at the "
+    "parameter's requires_grad). "
     "Buffers are not in parameters(): BatchNorm's running statistics change in the forward pass, not in "
     "the step.",
 )
