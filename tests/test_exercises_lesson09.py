@@ -130,7 +130,7 @@ WRONG = {
         Wrong({"gain": "somewhere"}, "gives 'gain' the value 'somewhere'", "True or False"),
     ],
     "9.3": [
-        Wrong(TRAINED | {"frozen_bias"}, "includes 'frozen_bias'", "skips a parameter without a gradient"),
+        Wrong(TRAINED | {"frozen_bias"}, "includes 'frozen_bias'", "changes a parameter whose .grad is None"),
         Wrong(TRAINED | {"norm.running_mean"}, "includes 'norm.running_mean'", "in the forward pass"),
         Wrong(TRAINED | {"offset"}, "optimizer.step() does not change it", "model.parameters()"),
         Wrong(TRAINED - {"norm.weight"}, "leaves out 'norm.weight'", "BatchNorm's weight and bias"),
