@@ -27,8 +27,6 @@ def build_root(sandbox, scratch: str, uid: int | None) -> None:
             os.symlink(os.readlink(f"/{name}"), f"{root}/{name}")
         elif os.path.isdir(f"/{name}"):
             _bind_readonly(f"/{name}", f"{root}/{name}")
-    for folder in sandbox.binds:
-        _bind_readonly(folder, root + folder)
     if os.path.isdir("/sys"):  # devices and CPUs, read-only, without the mounts under it if it may
         try:
             _bind_readonly("/sys", f"{root}/sys", recursive=False)
@@ -52,6 +50,8 @@ def build_root(sandbox, scratch: str, uid: int | None) -> None:
     for target in ("/tmp", "/var/tmp"):
         os.makedirs(root + target, exist_ok=True)
         linux.mount(f"{inside}/tmp", root + target, None, linux.MS_BIND)
+    for folder in sandbox.binds:  # after /tmp: a course or Python installed under /tmp stays visible
+        _bind_readonly(folder, root + folder)
     os.makedirs(f"{root}/proc")
     linux.mount("proc", f"{root}/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     for mask in sandbox.masks:
