@@ -84,10 +84,17 @@ def standardize_with_buffers(answer: Remote) -> None:
     rows_a, rows_b = draw.sizes(2, 2, 9, avoid=LESSON_ROWS)
     x, y = draw.randn(rows_a, 3), draw.randn(rows_b, 3)
     model = build(answer, seed=draw.seed())
-    for name in ("mean", "std"):
-        expect_kind(answer, model, name, BUFFER, sample=x)
+    rows = {name: expect_kind(answer, model, name, BUFFER, sample=x) for name in ("mean", "std")}
     mean = _expect_values(model, "mean", MEAN)
     std = _expect_values(model, "std", STD)
+    for name, expected in (("mean", MEAN), ("std", STD)):
+        if rows[name]["requires_grad"]:
+            raise Fail(
+                "{name} requires grad, so backward() computes a gradient for it that nobody uses.",
+                "Register the tensor without requires_grad=True: torch.tensor({expected}) is all it takes.",
+                name=name,
+                expected=expected.tolist(),
+            )
     _layers(state_dict(model), STANDARDIZE_LAYERS, N_("Keep the two given nn.Linear lines."))
     state = choose_weights(model, STANDARDIZE_LAYERS, draw)
     for sample in (x, y):
@@ -142,6 +149,15 @@ def masked_linear(answer: Remote) -> None:
             "mask starts as {actual}, but the exercise gives torch.tril(torch.ones(3, 3)).",
             "Register the lower-triangular mask: torch.tril(torch.ones(3, 3)).",
             actual=rounded(mask),
+        )
+    if mask.is_floating_point() and torch.promote_types(mask.dtype, torch.float32) != torch.float32:
+        raise Fail(
+            "{name} is {dtype}, but the model's layers are torch.float32: forward would mix the two.",
+            "Keep the model's tensors float32 ({given} gives float32), so that .double() and .half() "
+            "decide the dtype of the whole model.",
+            name="mask",
+            given="torch.tril(torch.ones(3, 3))",
+            dtype=str(mask.dtype),
         )
     if row["requires_grad"]:
         raise Fail(
