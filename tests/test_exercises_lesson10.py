@@ -208,6 +208,53 @@ class DictTower(Tower):  # an nn.ModuleDict: registered, but named by keys, and 
         self.blocks = nn.ModuleDict({f"b{i}": _block(width) for i in range(depth)})
 
 
+class TowerExtended(nn.Module):  # an empty nn.ModuleList, extended; blocks before the head
+    def __init__(self, width=8, depth=3):
+        super().__init__()
+        self.blocks = nn.ModuleList()
+        self.blocks.extend(_block(width) for _ in range(depth))
+        self.head = nn.Linear(width, 1)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+TowerExtended.__name__ = "Tower"
+
+
+class FrozenHead(Tower):
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.head.requires_grad_(False)
+
+
+class DoubleBlocks(Tower):
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks.double()
+
+
+class EvalBlocks(Tower):  # blocks switched to eval mode in __init__
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks.eval()
+
+
+class OtherMomentum(Tower):  # registered, but the blocks are not the given ones
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        for block in self.blocks:
+            block[1].momentum = 0.5
+
+
+class WithDropout(Tower):  # registered, but every block gained a Dropout
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks = nn.ModuleList(nn.Sequential(*block, nn.Dropout(0.5)) for block in self.blocks)
+
+
 class GradOffTower(Tower):  # switches autograd off for the whole session
     def __init__(self, width=8, depth=3):
         super().__init__(width, depth)
@@ -259,7 +306,7 @@ RIGHT = {
     "10.1": [predict_tied, tied_from_pytorch, tied_from_inventory, sorted(TIED)],
     "10.2": [predict_not_saved, not_saved_from_pytorch, list(ROTARY), tuple(reversed(ROTARY))],
     "10.3": [predict_changed, changed_by_running, changed_from_buffers, sorted(predict_changed())],
-    "10.4": [Tower, TowerSequential, TowerAppend, TowerWrapsTheList, OwnSeedTower],
+    "10.4": [Tower, TowerSequential, TowerAppend, TowerWrapsTheList, OwnSeedTower, TowerExtended],
 }
 
 WRONG = {
@@ -320,6 +367,11 @@ WRONG = {
         Wrong(GradOffTower, "changed gradient tracking", "torch.no_grad()"),
         Wrong(DictTower, "registered under the names b0, b1", "nn.ModuleDict names them"),
         Wrong(SeededTower, "changed torch's random seed", "leave torch's seed alone"),
+        Wrong(FrozenHead, "did not change head.weight", "Leave the head trainable too"),
+        Wrong(DoubleBlocks, "blocks.0.0.weight is torch.float64", "nn.Linear(width, width) gives float32"),
+        Wrong(EvalBlocks, "blocks.0.1 is in eval mode", "no .eval() in __init__"),
+        Wrong(OtherMomentum, "by another amount than nn.BatchNorm1d(width)", "BatchNorm's default settings"),
+        Wrong(WithDropout, "In training mode, forward gives other values", "Keep the blocks themselves"),
     ],
 }
 
