@@ -240,6 +240,14 @@ class SwitchesGradOff(RunningMean):
         return super().forward(x)
 
 
+class OverFeatures(RunningMean):  # the mean over the wrong dimension
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * x.mean(1))
+        return x - self.running_mean
+
+
 class NotYet(RunningMean):
     def __init__(self, features, momentum=0.1):
         super().__init__(features, momentum)
@@ -416,6 +424,7 @@ WRONG = {
         Wrong(LastBatch, "holds the last batch mean", "Blend old and new"),
         Wrong(FixedMomentum, "used momentum 0.1", "self.momentum"),
         Wrong(OverAll, "averaged all values of the batch into one number", "x.mean(0)"),
+        Wrong(OverFeatures, "must match the size of tensor b", "from the wrong dimension"),
         Wrong(KeepsGraph, "running_mean requires grad", "torch.no_grad()"),
         Wrong(InPlaceKeepsGraph, "running_mean requires grad", "torch.no_grad()"),
         Wrong(AllUnderNoGrad, "no gradient can flow back", "only the update"),
