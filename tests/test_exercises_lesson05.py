@@ -117,6 +117,12 @@ class ThreeFeatures(RunningMean):  # the size hard-coded
         self.register_buffer("running_mean", torch.zeros(3))
 
 
+class RowBuffer(RunningMean):  # shape (1, features): the right count, an extra dimension
+    def __init__(self, features, momentum=0.1):
+        super().__init__(features, momentum)
+        self.register_buffer("running_mean", torch.zeros(1, features))
+
+
 class SixRows(RunningMean):  # the batch size hard-coded
     def forward(self, x):
         if self.training:
@@ -417,6 +423,7 @@ WRONG = {
         Wrong(InForward, "created inside forward", "Create it once in __init__"),
         Wrong(StartsAtOne, "running_mean starts as [1.0", "torch.zeros(features)"),
         Wrong(ThreeFeatures, "running_mean has shape (3,)", "never a fixed size"),
+        Wrong(RowBuffer, "running_mean has shape (1, ", "Keep one dimension: torch.zeros(features)"),
         Wrong(SixRows, "running_mean is [", "x.mean(0)"),
         Wrong(NeverUpdates, "did not change in train mode", "with torch.no_grad(): self.running_mean.mul_"),
         Wrong(ConditionReversed, "the condition is the wrong way round", "self.training is True"),
