@@ -263,9 +263,33 @@ class Float64Mask(Masked):
         self.register_buffer("mask", torch.tril(torch.ones(3, 3, dtype=torch.float64)))
 
 
+class BuiltInFloat64(Standardize):  # the default dtype switched while the layers are built, then back
+    def __init__(self):
+        torch.set_default_dtype(torch.float64)
+        try:
+            super().__init__()
+        finally:
+            torch.set_default_dtype(torch.float32)
+
+
+class MaskBuiltInFloat64(Masked):
+    def __init__(self):
+        torch.set_default_dtype(torch.float64)
+        try:
+            super().__init__()
+        finally:
+            torch.set_default_dtype(torch.float32)
+
+
+class MaskFromTheWeight(Masked):  # new_ones of the weight: a float32 tensor that does not require grad
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mask", self.linear.weight.new_ones(3, 3).tril())
+
+
 RIGHT = {
     "3.1": [Standardize, WithNnBuffer, BuffersFirst, WithExtras, NoneThenAssigned],
-    "3.2": [Masked, BoolMask, MaskNnBuffer, MaskLoop, IntegerMask],
+    "3.2": [Masked, BoolMask, MaskNnBuffer, MaskLoop, IntegerMask, MaskFromTheWeight],
 }
 
 WRONG = {
@@ -280,6 +304,7 @@ WRONG = {
         Wrong(WrongValues, "std starts as [1.0, 1.0, 1.0]", "torch.tensor([1.0, 2.0, 0.5])"),
         Wrong(FourRowsOnly, "forward raised RuntimeError", "Run that step yourself"),
         Wrong(Float64Buffers, "mean is torch.float64", "torch.tensor([...]) of Python floats gives float32"),
+        Wrong(BuiltInFloat64, "hidden.weight is torch.float64", "torch.set_default_dtype included"),
         Wrong(BuffersRequireGrad, "mean requires grad", "without requires_grad=True"),
         Wrong(SharedTensor, "hold the same mean tensor", "not a tensor made once outside the"),
         Wrong(SwitchesGradOff, "changed gradient tracking", "torch.no_grad()"),
@@ -292,6 +317,7 @@ WRONG = {
         Wrong(MaskInForward, "created inside forward", "Create it once in __init__"),
         Wrong(MaskRequiresGrad, "mask requires grad", "without requires_grad=True"),
         Wrong(MaskUnused, "other values than the masked layer", "Keep the given forward"),
+        Wrong(MaskBuiltInFloat64, "linear.weight is torch.float64", "torch.set_default_dtype included"),
         Wrong(Float64Mask, "mask is torch.float64", "torch.tril(torch.ones(3, 3)) gives float32"),
         Wrong(MaskUpper, "mask starts as", "torch.tril(torch.ones(3, 3))"),
         Wrong(MaskFrozenLayer, "did not change linear.weight", "Keep the given layer trainable"),

@@ -60,6 +60,19 @@ def _expect_values(model: Remote, name: str, expected: torch.Tensor) -> torch.Te
     return actual
 
 
+def _expect_float32_layer(model: Remote, name: str) -> None:
+    """The given layer as nn.Linear makes it: float32 (not built under another default dtype)."""
+    layer = state_dict(model).get(name)
+    if layer is not None and layer.dtype != torch.float32:
+        raise Fail(
+            "{name} is {dtype}, but a model's tensors are torch.float32 until .double() converts them.",
+            "Build the model with the default dtype, float32: change no dtype in __init__ "
+            "(torch.set_default_dtype included).",
+            name=name,
+            dtype=str(layer.dtype),
+        )
+
+
 def _standardize(x: torch.Tensor, state: dict, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """What Standardize computes, from its state: out(relu(hidden((x - mean) / std)))."""
     hidden = F.linear((x - mean) / std, state["hidden.weight"], state["hidden.bias"])
@@ -85,6 +98,7 @@ def standardize_with_buffers(answer: Remote) -> None:
     x, y = draw.randn(rows_a, 3), draw.randn(rows_b, 3)
     model = build(answer, seed=draw.seed())
     rows = {name: expect_kind(answer, model, name, BUFFER, sample=x) for name in ("mean", "std")}
+    _expect_float32_layer(model, "hidden.weight")
     mean = _expect_values(model, "mean", MEAN)
     std = _expect_values(model, "std", STD)
     for name, expected in (("mean", MEAN), ("std", STD)):
@@ -150,7 +164,8 @@ def masked_linear(answer: Remote) -> None:
             "Register the lower-triangular mask: torch.tril(torch.ones(3, 3)).",
             actual=rounded(mask),
         )
-    if mask.is_floating_point() and torch.promote_types(mask.dtype, torch.float32) != torch.float32:
+    _expect_float32_layer(model, "linear.weight")
+    if mask.dtype == torch.float64:
         raise Fail(
             "{name} is {dtype}, but the model's layers are torch.float32: forward would mix the two.",
             "Keep the model's tensors float32 ({given} gives float32), so that .double() and .half() "
