@@ -236,6 +236,15 @@ class DoubleBlocks(Tower):
         self.blocks.double()
 
 
+class BuiltInFloat64(Tower):  # the default dtype switched while the tower is built, then back
+    def __init__(self, width=8, depth=3):
+        torch.set_default_dtype(torch.float64)
+        try:
+            super().__init__(width, depth)
+        finally:
+            torch.set_default_dtype(torch.float32)
+
+
 class EvalBlocks(Tower):  # blocks switched to eval mode in __init__
     def __init__(self, width=8, depth=3):
         super().__init__(width, depth)
@@ -368,7 +377,8 @@ WRONG = {
         Wrong(DictTower, "registered under the names b0, b1", "nn.ModuleDict names them"),
         Wrong(SeededTower, "changed torch's random seed", "leave torch's seed alone"),
         Wrong(FrozenHead, "did not change head.weight", "Leave the head trainable too"),
-        Wrong(DoubleBlocks, "blocks.0.0.weight is torch.float64", "nn.Linear(width, width) gives float32"),
+        Wrong(DoubleBlocks, "blocks.0.0.weight is torch.float64", "change no dtype in __init__"),
+        Wrong(BuiltInFloat64, "blocks.0.0.weight is torch.float64", "torch.set_default_dtype included"),
         Wrong(EvalBlocks, "blocks.0.1 is in eval mode", "no .eval() in __init__"),
         Wrong(OtherMomentum, "by another amount than nn.BatchNorm1d(width)", "BatchNorm's default settings"),
         Wrong(WithDropout, "In training mode, forward gives other values", "Keep the blocks themselves"),

@@ -309,12 +309,11 @@ def _expect_float32(state: dict) -> None:
     for name, value in state.items():
         if value.is_floating_point() and value.dtype != torch.float32:
             raise Fail(
-                "{name} is {dtype}, but the model's layers are torch.float32: forward would mix the two.",
-                "Keep the model's tensors float32 ({given} gives float32), so that .double() and .half() "
-                "decide the dtype of the whole model.",
+                "{name} is {dtype}, but a model's tensors are torch.float32 until .double() converts them.",
+                "Build the model with the default dtype, float32: change no dtype in __init__ "
+                "(torch.set_default_dtype included).",
                 name=name,
                 dtype=str(value.dtype),
-                given="nn.Linear(width, width)",
             )
 
 
