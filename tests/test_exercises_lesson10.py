@@ -33,6 +33,11 @@ def tied_from_inventory():  # the row's names
     return inventory(tiny_t5())["shared.weight"].names
 
 
+def tied_from_named_parameters():  # named_parameters() gives the shared tensor once
+    model = tiny_t5()
+    return {name for name, p in model.named_parameters() if p is model.shared.weight}
+
+
 def tied_raises():
     return tiny_t5().no_such_attribute
 
@@ -334,6 +339,7 @@ WRONG = {
         Wrong("shared.weight", "Expected a set of tensor names, got str", "Write it as"),
         Wrong(4, "got int", "Write it as"),
         Wrong({1, 2}, "Every name is a string", "in quotes"),
+        Wrong(tied_from_named_parameters, "misses decoder.embed_tokens.weight", "remove_duplicate=False"),
         Wrong(tied_twice, "Listed more than once: 'shared.weight' (2 times)", "Each name counts once"),
         Wrong(tied_grad_off, "changed gradient tracking", "torch.no_grad()"),
         Wrong(tied_none, "tied_none() returned None", "End the function with `return`"),

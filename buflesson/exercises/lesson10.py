@@ -118,7 +118,8 @@ def _why_tied(model: nn.Module) -> Why:
                 ),
                 N_(
                     "Read the row of shared.weight in inventory(model): its 'also' line names every other "
-                    "name."
+                    "name (named_parameters() gives a shared tensor once, under its first name; "
+                    "named_parameters(remove_duplicate=False) and state_dict() give every name)."
                 ),
             )
         return (
@@ -126,7 +127,11 @@ def _why_tied(model: nn.Module) -> Why:
                 "Your set misses {name}: T5's encoder and decoder both embed their tokens with the shared "
                 "matrix."
             ),
-            N_("Read the row of shared.weight in inventory(model): its 'also' line names every other name."),
+            N_(
+                "Read the row of shared.weight in inventory(model): its 'also' line names every other name "
+                "(named_parameters() gives a shared tensor once, under its first name; "
+                "named_parameters(remove_duplicate=False) and state_dict() give every name)."
+            ),
         )
 
     def extra(name: str) -> tuple:
