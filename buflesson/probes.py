@@ -198,6 +198,16 @@ class _StudentCall:
                     what=self.what,
                     error=str(error),
                 ) from None
+            if standin_limit(error):  # a value read on the stand-in (.item()): a GPU would run it
+                raise Fail(
+                    "{what} raised {error} (buflesson's GPU stand-in holds no values, so it cannot run an "
+                    "operation that reads them or copies them out; a GPU would).",
+                    "Compute with tensors and sizes (x.shape) instead of reading values (.item(), .tolist()) "
+                    "in forward. A copy made with .cpu() must not meet the model's tensors again: on a GPU "
+                    "that fails unless the copy is 0-dim. Or run the check on a machine with an accelerator.",
+                    what=self.what,
+                    error=str(error),
+                ) from None
             raise Fail(
                 "{what} raised {error}", known_error_hint(error), what=self.what, error=str(error)
             ) from None

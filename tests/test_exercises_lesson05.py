@@ -2,11 +2,14 @@
 
 import copy
 
+import pytest
 import torch
 from torch import nn
 
 from buflesson import check
+from buflesson.devices import checking_device
 from buflesson.results import FAILED, NOT_ATTEMPTED
+from buflesson.standin import STANDIN
 
 from corpus import Wrong, verdict_tests
 
@@ -499,3 +502,22 @@ def test_5_checks_leave_the_students_random_state_alone():
         torch.manual_seed(123)
         check(exercise_id, answer)
         assert torch.equal(torch.rand(1), expected), (exercise_id, answer)
+
+
+class ReadsValues(RunningMean):  # .item() in the update: a GPU runs it, the stand-in holds no values
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                batch = x.mean(0)
+                for i in range(batch.shape[0]):
+                    old = self.running_mean[i].item()
+                    self.running_mean[i] = (1 - self.momentum) * old + self.momentum * batch[i].item()
+        return x - self.running_mean
+
+
+@pytest.mark.skipif(checking_device() != STANDIN, reason="a limit of the stand-in: a GPU runs it")
+def test_5_1_says_so_when_the_stand_in_cannot_read_a_value():
+    result = check("5.1", ReadsValues)
+    assert result.status == FAILED, str(result)
+    assert "buflesson's GPU stand-in holds no values" in result.message
+    assert "a GPU would)" in result.message and ".item()" in result.hint
