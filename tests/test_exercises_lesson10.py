@@ -1,6 +1,8 @@
 """Lesson 10 checks: 10.1 GPT-2's tied matrix, 10.2 what Llama does not save, 10.3 what a forward pass
 changes in a ResNet, 10.4 a tower whose blocks must be registered."""
 
+from collections import OrderedDict
+
 import pytest
 import torch
 from torch import nn
@@ -250,6 +252,14 @@ class BuiltInFloat64(Tower):  # the default dtype switched while the tower is bu
             torch.set_default_dtype(torch.float32)
 
 
+class NamedLayers(Tower):  # each block an nn.Sequential of named layers: other state_dict keys
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(OrderedDict(linear=block[0], norm=block[1], act=block[2])) for block in self.blocks
+        )
+
+
 class EvalBlocks(Tower):  # blocks switched to eval mode in __init__
     def __init__(self, width=8, depth=3):
         super().__init__(width, depth)
@@ -385,6 +395,11 @@ WRONG = {
         Wrong(FrozenHead, "did not change head.weight", "Leave the head trainable too"),
         Wrong(DoubleBlocks, "blocks.0.0.weight is torch.float64", "change no dtype in __init__"),
         Wrong(BuiltInFloat64, "blocks.0.0.weight is torch.float64", "torch.set_default_dtype included"),
+        Wrong(
+            NamedLayers,
+            "inside blocks.0 the layers are named linear, norm",
+            "Keep the blocks themselves",
+        ),
         Wrong(EvalBlocks, "blocks.0.1 is in eval mode", "no .eval() in __init__"),
         Wrong(OtherMomentum, "by another amount than nn.BatchNorm1d(width)", "BatchNorm's default settings"),
         Wrong(WithDropout, "In training mode, forward gives other values", "Keep the blocks themselves"),

@@ -358,6 +358,15 @@ def _expect_keys(state: dict, width: int, depth: int) -> None:
             "Keep the name blocks: self.blocks = nn.ModuleList([...]).",
         )
     first = state.get("blocks.0.0.weight")
+    if first is None and "0" in blocks and all(name.isdigit() for name in blocks):
+        inner = sorted({key.split(".")[2] for key in state if key.startswith("blocks.0.")})
+        raise Fail(
+            "The blocks are registered at the positions 0, 1, ..., but inside blocks.0 the layers are named "
+            "{names}, not 0, 1, 2: the blocks are not the given ones.",
+            "Keep the blocks themselves: nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), "
+            "nn.ReLU()), with BatchNorm's default settings; change only how they are kept.",
+            names=", ".join(inner[:3]),
+        )
     if first is None:
         raise Fail(
             "state_dict() has no blocks.0.0.weight: the blocks are registered under the names {names}, not "
