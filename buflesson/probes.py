@@ -134,6 +134,48 @@ NAME = N_("name")
 STEP_HINT = N_("Run that step yourself in a new cell to see the whole error and where it comes from.")
 
 
+# Errors whose text names the cause: their hint says what it means, not only "run it yourself".
+KNOWN_ERRORS = (
+    (
+        "appears to not have been used in the graph",
+        N_(
+            "autograd found no path from the loss to that tensor: the model computed with another one. "
+            "Differentiate with respect to the tensor the model itself uses (getattr(model, name)), not a "
+            "copy: .clone() and .detach() make a new tensor that the model never sees."
+        ),
+    ),
+    (
+        "does not require grad and does not have a grad_fn",
+        N_(
+            "The loss carries no autograd graph: it was computed under torch.no_grad(), or from tensors "
+            "none of which requires grad. Compute it with gradient tracking on, after requires_grad_(True) "
+            "on the tensor you differentiate."
+        ),
+    ),
+    (
+        "a leaf Variable that requires grad is being used in an in-place operation",
+        N_(
+            "Autograd refuses to change a tensor that requires grad in place. A fixed tensor should not "
+            "require grad: register it without requires_grad=True."
+        ),
+    ),
+    (
+        "must match the size of tensor b",
+        N_(
+            "Two tensors in one operation have shapes that do not fit: print their shapes. The check uses "
+            "other sizes than the lesson's, so a size taken from the wrong dimension (the batch instead "
+            "of the features) shows here."
+        ),
+    ),
+)
+
+
+def known_error_hint(error: object) -> str:
+    """The hint for a student's error: the one its text calls for, else `STEP_HINT`."""
+    text = str(error)
+    return next((hint for needle, hint in KNOWN_ERRORS if needle in text), STEP_HINT)
+
+
 class _StudentCall:
     def __init__(self, what: str | Msg) -> None:
         self.what = as_msg(what)
@@ -156,7 +198,19 @@ class _StudentCall:
                     what=self.what,
                     error=str(error),
                 ) from None
-            raise Fail("{what} raised {error}", STEP_HINT, what=self.what, error=str(error)) from None
+            if standin_limit(error):  # a value read on the stand-in (.item()): a GPU would run it
+                raise Fail(
+                    "{what} raised {error} (buflesson's GPU stand-in holds no values, so it cannot run an "
+                    "operation that reads them or copies them out; a GPU would).",
+                    "Compute with tensors and sizes (x.shape) instead of reading values (.item(), .tolist()) "
+                    "in forward. A copy made with .cpu() must not meet the model's tensors again: on a GPU "
+                    "that fails unless the copy is 0-dim. Or run the check on a machine with an accelerator.",
+                    what=self.what,
+                    error=str(error),
+                ) from None
+            raise Fail(
+                "{what} raised {error}", known_error_hint(error), what=self.what, error=str(error)
+            ) from None
         return False
 
 

@@ -191,6 +191,12 @@ class SwitchesGradOff(Ramp):
         torch.set_grad_enabled(False)
 
 
+class RampOverRows(Ramp):  # one entry per row of x, not per feature
+    def forward(self, x):
+        ramp = torch.arange(1, x.shape[0] + 1, device=x.device, dtype=x.dtype)
+        return self.linear(x * ramp)
+
+
 class NotYet(Ramp):
     def forward(self, x):
         raise NotImplementedError
@@ -236,6 +242,7 @@ WRONG = {
         Wrong(RampLengthThree, "features, forward raised RuntimeError", "x.shape[-1]"),
         Wrong(RampListOfThree, "features, forward raised RuntimeError", "not a fixed number"),
         Wrong(RampFromZero, "ramp = 0, 1, ..., 2", "torch.arange(n) starts at 0"),
+        Wrong(RampOverRows, "must match the size of tensor b", "the batch instead of the features"),
         Wrong(RampBufferInForward, "forward stores the ramp on the model", "store nothing on self"),
         Wrong(RampStoredOnSelf, "holds tensors it did not hold before: ramp", "local variable of forward"),
         Wrong(RampCachedOnFirstCall, "did not hold before: cache['ramp']", "store nothing on self"),

@@ -233,9 +233,63 @@ class MaskFrozenLayer(Masked):
         return super().forward(x) + self.bias
 
 
+class NoneThenAssigned(Standardize):  # None buffers first; assigning a tensor to the name keeps it a buffer
+    def __init__(self):
+        nn.Module.__init__(self)
+        self.hidden = nn.Linear(3, 4)
+        self.out = nn.Linear(4, 1, bias=False)
+        self.register_buffer("mean", None)
+        self.register_buffer("std", None)
+        self.mean = torch.tensor(MEAN)
+        self.std = torch.tensor([1.0, 4.0, 0.25]).sqrt()
+
+
+class BuffersRequireGrad(Standardize):  # buffers whose tensors require grad
+    def __init__(self):
+        super().__init__()
+        self.mean = nn.Buffer(torch.tensor(MEAN, requires_grad=True))
+        self.std = nn.Buffer(torch.tensor(STD, requires_grad=True))
+
+
+class IntegerMask(Masked):  # an int64 mask: weight * mask is still float
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mask", torch.ones(3, 3, dtype=torch.long).tril())
+
+
+class Float64Mask(Masked):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mask", torch.tril(torch.ones(3, 3, dtype=torch.float64)))
+
+
+class BuiltInFloat64(Standardize):  # the default dtype switched while the layers are built, then back
+    def __init__(self):
+        torch.set_default_dtype(torch.float64)
+        try:
+            super().__init__()
+        finally:
+            torch.set_default_dtype(torch.float32)
+
+
+class MaskBuiltInFloat64(Masked):
+    def __init__(self):
+        torch.set_default_dtype(torch.float64)
+        try:
+            super().__init__()
+        finally:
+            torch.set_default_dtype(torch.float32)
+
+
+class MaskFromTheWeight(Masked):  # new_ones of the weight: a float32 tensor that does not require grad
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mask", self.linear.weight.new_ones(3, 3).tril())
+
+
 RIGHT = {
-    "3.1": [Standardize, WithNnBuffer, BuffersFirst, WithExtras],
-    "3.2": [Masked, BoolMask, MaskNnBuffer, MaskLoop],
+    "3.1": [Standardize, WithNnBuffer, BuffersFirst, WithExtras, NoneThenAssigned],
+    "3.2": [Masked, BoolMask, MaskNnBuffer, MaskLoop, IntegerMask, MaskFromTheWeight],
 }
 
 WRONG = {
@@ -250,6 +304,8 @@ WRONG = {
         Wrong(WrongValues, "std starts as [1.0, 1.0, 1.0]", "torch.tensor([1.0, 2.0, 0.5])"),
         Wrong(FourRowsOnly, "forward raised RuntimeError", "Run that step yourself"),
         Wrong(Float64Buffers, "mean is torch.float64", "torch.tensor([...]) of Python floats gives float32"),
+        Wrong(BuiltInFloat64, "hidden.weight is torch.float64", "torch.set_default_dtype included"),
+        Wrong(BuffersRequireGrad, "mean requires grad", "without requires_grad=True"),
         Wrong(SharedTensor, "hold the same mean tensor", "not a tensor made once outside the"),
         Wrong(SwitchesGradOff, "changed gradient tracking", "torch.no_grad()"),
         Wrong(Standardize(), "not the class", "check(..., Standardize)"),
@@ -261,6 +317,8 @@ WRONG = {
         Wrong(MaskInForward, "created inside forward", "Create it once in __init__"),
         Wrong(MaskRequiresGrad, "mask requires grad", "without requires_grad=True"),
         Wrong(MaskUnused, "other values than the masked layer", "Keep the given forward"),
+        Wrong(MaskBuiltInFloat64, "linear.weight is torch.float64", "torch.set_default_dtype included"),
+        Wrong(Float64Mask, "mask is torch.float64", "torch.tril(torch.ones(3, 3)) gives float32"),
         Wrong(MaskUpper, "mask starts as", "torch.tril(torch.ones(3, 3))"),
         Wrong(MaskFrozenLayer, "did not change linear.weight", "Keep the given layer trainable"),
         Wrong(MASK, "Expected the class MaskedLinear", "Pass the class"),

@@ -243,6 +243,24 @@ def gradient_as_float64(model, name, x):  # the right values, converted
     return gradient_autograd(model, name, x).double()
 
 
+def gradient_of_a_copy(model, name, x):  # a detached copy: the model never uses it
+    copy = getattr(model, name).detach().clone().requires_grad_(True)
+    return torch.autograd.grad(model(x).pow(2).mean(), copy)[0]
+
+
+def gradient_loss_under_no_grad(model, name, x):  # the loss computed without a graph
+    buffer = getattr(model, name)
+    was = buffer.requires_grad
+    buffer.requires_grad_(True)
+    with torch.no_grad():
+        loss = model(x).pow(2).mean()
+    try:
+        (grad,) = torch.autograd.grad(loss, buffer)
+    finally:
+        buffer.requires_grad_(was)
+    return grad
+
+
 def gradient_not_yet(model, name, x):
     raise NotImplementedError
 
@@ -383,6 +401,8 @@ WRONG = {
         Wrong(gradient_accumulated, "this call's gradient plus the", "backward() adds to .grad"),
         Wrong(gradient_drops_old_grad, "model.offset.grad held", "Leave the buffer's .grad as you found it"),
         Wrong(gradient_of_sum, "the gradient of model(x).sum()", "model(x).pow(2).mean()"),
+        Wrong(gradient_of_a_copy, "not have been used in the graph", "not a copy: .clone() and .detach()"),
+        Wrong(gradient_loss_under_no_grad, "does not have a grad_fn", "computed under torch.no_grad()"),
         Wrong(gradient_of_squares_sum, "the gradient of model(x).pow(2).sum()", "model(x).pow(2).mean()"),
         Wrong(gradient_of_bias, "gradient of linear.bias, a parameter", "model.scale.grad"),
         Wrong(gradient_with_step, "changed the model's parameters", "no optimizer step"),

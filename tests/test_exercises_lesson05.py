@@ -2,11 +2,14 @@
 
 import copy
 
+import pytest
 import torch
 from torch import nn
 
 from buflesson import check
+from buflesson.devices import checking_device
 from buflesson.results import FAILED, NOT_ATTEMPTED
+from buflesson.standin import STANDIN
 
 from corpus import Wrong, verdict_tests
 
@@ -115,6 +118,12 @@ class ThreeFeatures(RunningMean):  # the size hard-coded
     def __init__(self, features, momentum=0.1):
         super().__init__(features, momentum)
         self.register_buffer("running_mean", torch.zeros(3))
+
+
+class RowBuffer(RunningMean):  # shape (1, features): the right count, an extra dimension
+    def __init__(self, features, momentum=0.1):
+        super().__init__(features, momentum)
+        self.register_buffer("running_mean", torch.zeros(1, features))
 
 
 class SixRows(RunningMean):  # the batch size hard-coded
@@ -238,6 +247,14 @@ class SwitchesGradOff(RunningMean):
     def forward(self, x):
         torch.set_grad_enabled(False)
         return super().forward(x)
+
+
+class OverFeatures(RunningMean):  # the mean over the wrong dimension
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * x.mean(1))
+        return x - self.running_mean
 
 
 class NotYet(RunningMean):
@@ -409,6 +426,7 @@ WRONG = {
         Wrong(InForward, "created inside forward", "Create it once in __init__"),
         Wrong(StartsAtOne, "running_mean starts as [1.0", "torch.zeros(features)"),
         Wrong(ThreeFeatures, "running_mean has shape (3,)", "never a fixed size"),
+        Wrong(RowBuffer, "running_mean has shape (1, ", "Keep one dimension: torch.zeros(features)"),
         Wrong(SixRows, "running_mean is [", "x.mean(0)"),
         Wrong(NeverUpdates, "did not change in train mode", "with torch.no_grad(): self.running_mean.mul_"),
         Wrong(ConditionReversed, "the condition is the wrong way round", "self.training is True"),
@@ -416,6 +434,7 @@ WRONG = {
         Wrong(LastBatch, "holds the last batch mean", "Blend old and new"),
         Wrong(FixedMomentum, "used momentum 0.1", "self.momentum"),
         Wrong(OverAll, "averaged all values of the batch into one number", "x.mean(0)"),
+        Wrong(OverFeatures, "must match the size of tensor b", "from the wrong dimension"),
         Wrong(KeepsGraph, "running_mean requires grad", "torch.no_grad()"),
         Wrong(InPlaceKeepsGraph, "running_mean requires grad", "torch.no_grad()"),
         Wrong(AllUnderNoGrad, "no gradient can flow back", "only the update"),
@@ -483,3 +502,22 @@ def test_5_checks_leave_the_students_random_state_alone():
         torch.manual_seed(123)
         check(exercise_id, answer)
         assert torch.equal(torch.rand(1), expected), (exercise_id, answer)
+
+
+class ReadsValues(RunningMean):  # .item() in the update: a GPU runs it, the stand-in holds no values
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                batch = x.mean(0)
+                for i in range(batch.shape[0]):
+                    old = self.running_mean[i].item()
+                    self.running_mean[i] = (1 - self.momentum) * old + self.momentum * batch[i].item()
+        return x - self.running_mean
+
+
+@pytest.mark.skipif(checking_device() != STANDIN, reason="a limit of the stand-in: a GPU runs it")
+def test_5_1_says_so_when_the_stand_in_cannot_read_a_value():
+    result = check("5.1", ReadsValues)
+    assert result.status == FAILED, str(result)
+    assert "buflesson's GPU stand-in holds no values" in result.message
+    assert "a GPU would)" in result.message and ".item()" in result.hint

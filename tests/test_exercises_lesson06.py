@@ -431,6 +431,13 @@ class StartsFitted(Normalizer):
         self.mean = torch.ones(features)
 
 
+class ColumnStats(Normalizer):  # shape (1, features): the right count, an extra dimension
+    def __init__(self, features):
+        super().__init__(features)
+        self.mean = nn.Buffer(torch.zeros(1, features))
+        self.std = nn.Buffer(torch.ones(1, features))
+
+
 class ThreeFeatures(Normalizer):  # the size hard-coded
     def __init__(self, features):
         super().__init__(features)
@@ -505,6 +512,7 @@ WRONG = {
         Wrong(OverAll, "mean is [", "one value per feature: x.mean(0)"),
         Wrong(StartsFitted, "Before fit(), mean is [1.0", "nn.Buffer(torch.zeros(features))"),
         Wrong(ThreeFeatures, "mean has shape (3,)", "never a fixed size"),
+        Wrong(ColumnStats, "mean has shape (1, ", "Keep one dimension: torch.zeros(features)"),
         Wrong(NoFit, "no fit() method", "def fit(self, x)"),
         Wrong(CentresOnly, "other values than (x - mean) / std", "(x - self.mean) / self.std"),
         Wrong(Normalizer(3), "not the class", "check(..., Normalizer)"),

@@ -1,6 +1,8 @@
 """Lesson 10 checks: 10.1 GPT-2's tied matrix, 10.2 what Llama does not save, 10.3 what a forward pass
 changes in a ResNet, 10.4 a tower whose blocks must be registered."""
 
+from collections import OrderedDict
+
 import pytest
 import torch
 from torch import nn
@@ -31,6 +33,11 @@ def tied_from_pytorch():  # asks PyTorch, as the lesson shows
 
 def tied_from_inventory():  # the row's names
     return inventory(tiny_t5())["shared.weight"].names
+
+
+def tied_from_named_parameters():  # named_parameters() gives the shared tensor once
+    model = tiny_t5()
+    return {name for name, p in model.named_parameters() if p is model.shared.weight}
 
 
 def tied_raises():
@@ -208,6 +215,70 @@ class DictTower(Tower):  # an nn.ModuleDict: registered, but named by keys, and 
         self.blocks = nn.ModuleDict({f"b{i}": _block(width) for i in range(depth)})
 
 
+class TowerExtended(nn.Module):  # an empty nn.ModuleList, extended; blocks before the head
+    def __init__(self, width=8, depth=3):
+        super().__init__()
+        self.blocks = nn.ModuleList()
+        self.blocks.extend(_block(width) for _ in range(depth))
+        self.head = nn.Linear(width, 1)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+TowerExtended.__name__ = "Tower"
+
+
+class FrozenHead(Tower):
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.head.requires_grad_(False)
+
+
+class DoubleBlocks(Tower):
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks.double()
+
+
+class BuiltInFloat64(Tower):  # the default dtype switched while the tower is built, then back
+    def __init__(self, width=8, depth=3):
+        torch.set_default_dtype(torch.float64)
+        try:
+            super().__init__(width, depth)
+        finally:
+            torch.set_default_dtype(torch.float32)
+
+
+class NamedLayers(Tower):  # each block an nn.Sequential of named layers: other state_dict keys
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(OrderedDict(linear=block[0], norm=block[1], act=block[2])) for block in self.blocks
+        )
+
+
+class EvalBlocks(Tower):  # blocks switched to eval mode in __init__
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks.eval()
+
+
+class OtherMomentum(Tower):  # registered, but the blocks are not the given ones
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        for block in self.blocks:
+            block[1].momentum = 0.5
+
+
+class WithDropout(Tower):  # registered, but every block gained a Dropout
+    def __init__(self, width=8, depth=3):
+        super().__init__(width, depth)
+        self.blocks = nn.ModuleList(nn.Sequential(*block, nn.Dropout(0.5)) for block in self.blocks)
+
+
 class GradOffTower(Tower):  # switches autograd off for the whole session
     def __init__(self, width=8, depth=3):
         super().__init__(width, depth)
@@ -259,7 +330,7 @@ RIGHT = {
     "10.1": [predict_tied, tied_from_pytorch, tied_from_inventory, sorted(TIED)],
     "10.2": [predict_not_saved, not_saved_from_pytorch, list(ROTARY), tuple(reversed(ROTARY))],
     "10.3": [predict_changed, changed_by_running, changed_from_buffers, sorted(predict_changed())],
-    "10.4": [Tower, TowerSequential, TowerAppend, TowerWrapsTheList, OwnSeedTower],
+    "10.4": [Tower, TowerSequential, TowerAppend, TowerWrapsTheList, OwnSeedTower, TowerExtended],
 }
 
 WRONG = {
@@ -278,6 +349,7 @@ WRONG = {
         Wrong("shared.weight", "Expected a set of tensor names, got str", "Write it as"),
         Wrong(4, "got int", "Write it as"),
         Wrong({1, 2}, "Every name is a string", "in quotes"),
+        Wrong(tied_from_named_parameters, "misses decoder.embed_tokens.weight", "remove_duplicate=False"),
         Wrong(tied_twice, "Listed more than once: 'shared.weight' (2 times)", "Each name counts once"),
         Wrong(tied_grad_off, "changed gradient tracking", "torch.no_grad()"),
         Wrong(tied_none, "tied_none() returned None", "End the function with `return`"),
@@ -320,6 +392,17 @@ WRONG = {
         Wrong(GradOffTower, "changed gradient tracking", "torch.no_grad()"),
         Wrong(DictTower, "registered under the names b0, b1", "nn.ModuleDict names them"),
         Wrong(SeededTower, "changed torch's random seed", "leave torch's seed alone"),
+        Wrong(FrozenHead, "did not change head.weight", "Leave the head trainable too"),
+        Wrong(DoubleBlocks, "blocks.0.0.weight is torch.float64", "change no dtype in __init__"),
+        Wrong(BuiltInFloat64, "blocks.0.0.weight is torch.float64", "torch.set_default_dtype included"),
+        Wrong(
+            NamedLayers,
+            "inside blocks.0 the layers are named linear, norm",
+            "Keep the blocks themselves",
+        ),
+        Wrong(EvalBlocks, "blocks.0.1 is in eval mode", "no .eval() in __init__"),
+        Wrong(OtherMomentum, "by another amount than nn.BatchNorm1d(width)", "BatchNorm's default settings"),
+        Wrong(WithDropout, "In training mode, forward gives other values", "Keep the blocks themselves"),
     ],
 }
 

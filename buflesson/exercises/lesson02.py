@@ -10,6 +10,7 @@ from buflesson.handles import Refused, Remote, StudentError
 from buflesson.i18n import N_, Listed, Msg
 from buflesson.models import PlainOffset
 from buflesson.probes import (
+    STEP_HINT,
     Draw,
     attempt,
     choose_weights,
@@ -18,6 +19,7 @@ from buflesson.probes import (
     expect_module_class,
     expect_plain_forward,
     fail_on_device,
+    known_error_hint,
     leaves_global_state,
     rows,
     state_dict,
@@ -155,6 +157,8 @@ def ramp_on_input_device(answer: Remote) -> None:
             DTYPE_HINT
             if "dtype" in out.message
             else N_("Run Ramp() on sample_input() yourself to see the error.")
+            if known_error_hint(out.message) == STEP_HINT
+            else known_error_hint(out.message)
         )
         raise Fail("{where}, forward raised {error}", hint, where=where, error=str(out))
     _expect_dtype(out, x, where)

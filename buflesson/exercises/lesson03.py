@@ -60,6 +60,19 @@ def _expect_values(model: Remote, name: str, expected: torch.Tensor) -> torch.Te
     return actual
 
 
+def _expect_float32_layer(model: Remote, name: str) -> None:
+    """The given layer as nn.Linear makes it: float32 (not built under another default dtype)."""
+    layer = state_dict(model).get(name)
+    if layer is not None and layer.dtype != torch.float32:
+        raise Fail(
+            "{name} is {dtype}, but a model's tensors are torch.float32 until .double() converts them.",
+            "Build the model with the default dtype, float32: change no dtype in __init__ "
+            "(torch.set_default_dtype included).",
+            name=name,
+            dtype=str(layer.dtype),
+        )
+
+
 def _standardize(x: torch.Tensor, state: dict, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """What Standardize computes, from its state: out(relu(hidden((x - mean) / std)))."""
     hidden = F.linear((x - mean) / std, state["hidden.weight"], state["hidden.bias"])
@@ -84,10 +97,18 @@ def standardize_with_buffers(answer: Remote) -> None:
     rows_a, rows_b = draw.sizes(2, 2, 9, avoid=LESSON_ROWS)
     x, y = draw.randn(rows_a, 3), draw.randn(rows_b, 3)
     model = build(answer, seed=draw.seed())
-    for name in ("mean", "std"):
-        expect_kind(answer, model, name, BUFFER, sample=x)
+    rows = {name: expect_kind(answer, model, name, BUFFER, sample=x) for name in ("mean", "std")}
+    _expect_float32_layer(model, "hidden.weight")
     mean = _expect_values(model, "mean", MEAN)
     std = _expect_values(model, "std", STD)
+    for name, expected in (("mean", MEAN), ("std", STD)):
+        if rows[name]["requires_grad"]:
+            raise Fail(
+                "{name} requires grad, so backward() computes a gradient for it that nobody uses.",
+                "Register the tensor without requires_grad=True: torch.tensor({expected}) is all it takes.",
+                name=name,
+                expected=expected.tolist(),
+            )
     _layers(state_dict(model), STANDARDIZE_LAYERS, N_("Keep the two given nn.Linear lines."))
     state = choose_weights(model, STANDARDIZE_LAYERS, draw)
     for sample in (x, y):
@@ -142,6 +163,16 @@ def masked_linear(answer: Remote) -> None:
             "mask starts as {actual}, but the exercise gives torch.tril(torch.ones(3, 3)).",
             "Register the lower-triangular mask: torch.tril(torch.ones(3, 3)).",
             actual=rounded(mask),
+        )
+    _expect_float32_layer(model, "linear.weight")
+    if mask.dtype == torch.float64:
+        raise Fail(
+            "{name} is {dtype}, but the model's layers are torch.float32: forward would mix the two.",
+            "Keep the model's tensors float32 ({given} gives float32), so that .double() and .half() "
+            "decide the dtype of the whole model.",
+            name="mask",
+            given="torch.tril(torch.ones(3, 3))",
+            dtype=str(mask.dtype),
         )
     if row["requires_grad"]:
         raise Fail(

@@ -67,8 +67,14 @@ def _expect_start(model: Remote, features: int) -> None:
         raise Fail(
             "For RunningMean({features}), running_mean has shape {shape}; it needs one value per "
             "feature, shape ({features},).",
-            "Build it from the argument: torch.zeros(features), never a fixed size.",
+            N_("Build it from the argument: torch.zeros(features), never a fixed size.")
+            if start.numel() != features
+            else N_(
+                "Keep one dimension: torch.{word}(features) has shape ({features},); an extra dimension of "
+                "size 1 changes the shape that state_dict() saves and that every later use must carry."
+            ),
             features=features,
+            word="zeros",
             shape=tuple(start.shape),
         )
     if not same(start, torch.zeros(features)):

@@ -239,7 +239,12 @@ def _expect_start(model: Remote, features: int) -> None:
             raise Fail(
                 "For Normalizer({features}), {name} has shape {shape}; it needs one value per feature, "
                 "shape ({features},).",
-                "Build it from the argument: nn.Buffer(torch.{word}(features)), never a fixed size.",
+                N_("Build it from the argument: nn.Buffer(torch.{word}(features)), never a fixed size.")
+                if value.numel() != features
+                else N_(
+                    "Keep one dimension: torch.{word}(features) has shape ({features},); an extra dimension "
+                    "of size 1 changes the shape that state_dict() saves and that every later use must carry."
+                ),
                 features=features,
                 name=name,
                 shape=tuple(value.shape),

@@ -118,7 +118,8 @@ def _why_tied(model: nn.Module) -> Why:
                 ),
                 N_(
                     "Read the row of shared.weight in inventory(model): its 'also' line names every other "
-                    "name."
+                    "name (named_parameters() gives a shared tensor once, under its first name; "
+                    "named_parameters(remove_duplicate=False) and state_dict() give every name)."
                 ),
             )
         return (
@@ -126,7 +127,11 @@ def _why_tied(model: nn.Module) -> Why:
                 "Your set misses {name}: T5's encoder and decoder both embed their tokens with the shared "
                 "matrix."
             ),
-            N_("Read the row of shared.weight in inventory(model): its 'also' line names every other name."),
+            N_(
+                "Read the row of shared.weight in inventory(model): its 'also' line names every other name "
+                "(named_parameters() gives a shared tensor once, under its first name; "
+                "named_parameters(remove_duplicate=False) and state_dict() give every name)."
+            ),
         )
 
     def extra(name: str) -> tuple:
@@ -294,6 +299,29 @@ def tower_eval(x: torch.Tensor, state: dict, depth: int) -> torch.Tensor:
     return F.linear(x, state["head.weight"], state["head.bias"])
 
 
+def tower_train(x: torch.Tensor, state: dict, depth: int) -> torch.Tensor:
+    """What a Tower computes in training mode from its state before the call: batch statistics."""
+    for i in range(depth):
+        p = f"blocks.{i}."
+        x = F.linear(x, state[p + "0.weight"], state[p + "0.bias"])
+        x = F.batch_norm(x, None, None, state[p + "1.weight"], state[p + "1.bias"], training=True)
+        x = torch.relu(x)
+    return F.linear(x, state["head.weight"], state["head.bias"])
+
+
+def _expect_float32(state: dict) -> None:
+    """Every floating-point tensor float32, as nn.Linear and nn.BatchNorm1d make them."""
+    for name, value in state.items():
+        if value.is_floating_point() and value.dtype != torch.float32:
+            raise Fail(
+                "{name} is {dtype}, but a model's tensors are torch.float32 until .double() converts them.",
+                "Build the model with the default dtype, float32: change no dtype in __init__ "
+                "(torch.set_default_dtype included).",
+                name=name,
+                dtype=str(value.dtype),
+            )
+
+
 def _expect_registered(model: Remote) -> None:
     hidden = [row for row in rows(model).values() if row.get("unregistered_in")]
     if hidden:
@@ -330,6 +358,15 @@ def _expect_keys(state: dict, width: int, depth: int) -> None:
             "Keep the name blocks: self.blocks = nn.ModuleList([...]).",
         )
     first = state.get("blocks.0.0.weight")
+    if first is None and "0" in blocks and all(name.isdigit() for name in blocks):
+        inner = sorted({key.split(".")[2] for key in state if key.startswith("blocks.0.")})
+        raise Fail(
+            "The blocks are registered at the positions 0, 1, ..., but inside blocks.0 the layers are named "
+            "{names}, not 0, 1, 2: the blocks are not the given ones.",
+            "Keep the blocks themselves: nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), "
+            "nn.ReLU()), with BatchNorm's default settings; change only how they are kept.",
+            names=", ".join(inner[:3]),
+        )
     if first is None:
         raise Fail(
             "state_dict() has no blocks.0.0.weight: the blocks are registered under the names {names}, not "
@@ -375,10 +412,20 @@ def tower(answer: Remote) -> None:
     _expect_registered(model)
     _expect_keys(state_dict(model), width, depth)
     _expect_own_blocks(model, depth)
+    _expect_float32(state_dict(model))
     expect_plain_forward(answer, x, args=(width, depth), fresh=False)
     initial = state_dict(model)
-    forward(model, x, what=N_("forward in training mode"))
+    out = forward(model, x, what=N_("forward in training mode"))
     state = state_dict(model)
+    if torch.equal(state["blocks.0.1.running_mean"], initial["blocks.0.1.running_mean"]) and (
+        model.attr_or_none("blocks.0.1.training") is False
+    ):
+        raise Fail(
+            "blocks.0.1 is in eval mode in a tower in training mode: a forward pass normalizes with its "
+            "running statistics and leaves blocks.0.1.running_mean as it was.",
+            "Leave the blocks in training mode (every module starts in it): no .eval() in __init__; "
+            "model.train() and model.eval() switch the whole tower.",
+        )
     if torch.equal(state["blocks.0.1.running_mean"], initial["blocks.0.1.running_mean"]):
         raise Fail(
             "A forward pass in training mode left blocks.0.1.running_mean as it was: forward does not "
@@ -392,6 +439,22 @@ def tower(answer: Remote) -> None:
             "In eval mode, forward gives other values than the blocks (linear, batch norm, relu) then head.",
             "Keep the given forward: for block in self.blocks: x = block(x), then self.head(x).",
         )
+    batch_mean = F.linear(x, initial["blocks.0.0.weight"], initial["blocks.0.0.bias"]).mean(0)
+    moved = 0.9 * initial["blocks.0.1.running_mean"] + 0.1 * batch_mean
+    if not close(state["blocks.0.1.running_mean"], moved):
+        raise Fail(
+            "A forward pass in training mode moved blocks.0.1.running_mean by another amount than "
+            "nn.BatchNorm1d(width) does (momentum 0.1): the blocks are not the given ones.",
+            "Keep the blocks themselves: nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), "
+            "nn.ReLU()), with BatchNorm's default settings; change only how they are kept.",
+        )
+    if not close(out, tower_train(x, initial, depth)):
+        raise Fail(
+            "In training mode, forward gives other values than the blocks (linear, batch norm, relu) then "
+            "head.",
+            "Keep the blocks themselves: nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), "
+            "nn.ReLU()), with BatchNorm's default settings; change only how they are kept.",
+        )
     fresh = save_and_reload(model, lambda: build(answer, width, depth, seed=draw.seed()))
     with student(code("model.eval()")):
         fresh.method("eval")
@@ -401,7 +464,7 @@ def tower(answer: Remote) -> None:
         model.method("train")
     sgd_step(model, x)
     after = state_dict(model)
-    weights = [f"blocks.{i}.0.weight" for i in range(depth)]
+    weights = [*(f"blocks.{i}.0.weight" for i in range(depth)), "head.weight", "head.bias"]
     frozen = [name for name in weights if torch.equal(after[name], state[name])]
     off = [
         row["name"] for row in rows(model).values() if row["kind"] == PARAMETER and not row["requires_grad"]
@@ -410,8 +473,17 @@ def tower(answer: Remote) -> None:
         raise Fail(
             "optimizer.step() did not change {name}: {off} do not require grad, so backward() gives them no "
             "gradient and the step skips them.",
-            "Leave the blocks' parameters trainable: requires_grad stays True unless the exercise asks to "
-            "freeze something.",
+            (
+                N_(
+                    "Leave the blocks' parameters trainable: requires_grad stays True unless the exercise "
+                    "asks to freeze something."
+                )
+                if frozen[0].startswith("blocks.")
+                else N_(
+                    "Leave the head trainable too: the exercise changes how the blocks are kept, and "
+                    "nothing else."
+                )
+            ),
             name=frozen[0],
             off=", ".join(off[:3]),
         )
