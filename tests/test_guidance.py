@@ -161,11 +161,15 @@ def test_installing_twice_adds_the_line_once():
 
     from buflesson.guidance import install
 
+    InteractiveShell.clear_instance()
     ip = InteractiveShell.instance()
-    install(ip)
-    wrapped = ip.InteractiveTB.structured_traceback
-    install(ip)
-    assert ip.InteractiveTB.structured_traceback is wrapped
+    try:
+        install(ip)
+        wrapped = ip.InteractiveTB.structured_traceback
+        install(ip)
+        assert ip.InteractiveTB.structured_traceback is wrapped
+    finally:
+        InteractiveShell.clear_instance()  # no shell with the line installed left for other tests
 
 
 def test_the_line_is_in_the_lessons_language():

@@ -196,7 +196,8 @@ def global_state_kept():
     finally:
         torch.set_grad_enabled(grad)
         torch.set_default_dtype(dtype)
-        torch.set_default_device(device)
+        if torch.get_default_device() != device:  # set_default_device(cpu) would leave a mode on
+            torch.set_default_device(None if device == torch.device("cpu") else device)
         torch.set_anomaly_enabled(anomaly)
         torch.use_deterministic_algorithms(deterministic)
         torch.set_rng_state(rng)
@@ -284,9 +285,10 @@ def test_the_audit_reads_in_chinese():
     assert all(width(line) <= 100 for line in text.splitlines())
 
 
-def test_the_devices_line_is_in_the_language_it_was_chosen_in():
+def test_the_devices_line_is_in_the_language_it_was_chosen_in(monkeypatch):
     from buflesson.devices import pick_device
 
+    monkeypatch.setattr("buflesson.devices.enable", lambda: None)  # the rule stays off for other tests
     with using("zh"):
         choice = pick_device()
     assert choice.why in (

@@ -27,6 +27,7 @@ SETUP = (
 @pytest.fixture
 def shell(capsys):
     """An IPython shell with buflesson's extension; `run(code)` returns what the cell printed."""
+    InteractiveShell.clear_instance()  # a fresh shell, whatever an earlier test left
     ip = InteractiveShell.instance()
     kernel.load_ipython_extension(ip)
     ip.run_cell(SETUP)
