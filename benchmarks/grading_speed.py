@@ -39,9 +39,7 @@ def make(answer_path: Path, kind: str) -> nbformat.NotebookNode:
     exercise_cells = [
         c for c in handout(nb, answer_path.stem).cells if c.metadata["buflesson"]["role"] == ROLE_EXERCISE
     ]
-    ids = {c.id for c in exercise_cells}
-    for index, cell in enumerate(nb.cells):
-        cell.id = f"cell-{index:02d}"
+    ids = {c.id for c in exercise_cells}  # the handout keeps the answer notebook's cell ids
     answered = [c for c in nb.cells if c.id in ids]
     if kind == "partial":
         answered[-1].source = strip_answers(answered[-1].source)

@@ -165,6 +165,19 @@ def test_whitespace_a_pasted_back_cell_and_a_copied_check_are_not_tampering(less
     assert kinds(result) == [GIVEN, STUDENT, CHECK, GIVEN, STUDENT, CHECK, STUDENT]
 
 
+def test_cell_ids_another_tool_rewrote_are_not_tampering(lesson):
+    nb = answer_nb()
+    ids = [cell.id for cell in nb.cells]
+    for cell, other in zip(nb.cells, ids[1:] + ids[:1], strict=True):  # each id names another cell
+        cell.id = other
+    result = plan(lesson, nb)
+    assert result.tampered == []
+    assert kinds(result) == [GIVEN, STUDENT, CHECK, GIVEN, STUDENT, CHECK]
+    assert [step.source for step in result.steps if step.kind == STUDENT] == [
+        cell.source for cell in answer_nb().cells if cell.cell_type == "code"
+    ][1::3]
+
+
 def test_a_check_cell_turned_into_markdown_is_tampering(lesson):
     nb = blank_nb()
     old_id = nb.cells[6].id

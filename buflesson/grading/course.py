@@ -133,13 +133,10 @@ def plan(lesson: Lesson, submission: nbformat.NotebookNode) -> Plan:
     subs = list(submission.cells)
     matched: dict[int, RefCell] = {}  # submission position -> reference cell
     taken: set[int] = set()
-    for pos, cell in enumerate(subs):
-        ref = by_id.get(cell.get("id"))
-        if ref is not None and ref.index not in taken:
-            matched[pos] = ref
-            taken.add(ref.index)
-    for ref in lesson.cells:  # a protected cell deleted and pasted back keeps its source
-        if ref.index in taken or ref.role not in PROTECTED_ROLES:
+    # A protected cell is matched by its source first: one pasted back, or a notebook whose cell ids
+    # another tool rewrote (an id may then name a different cell of the lesson), keeps its source.
+    for ref in lesson.cells:
+        if ref.role not in PROTECTED_ROLES:
             continue
         for pos, cell in enumerate(subs):
             if (
@@ -150,6 +147,13 @@ def plan(lesson: Lesson, submission: nbformat.NotebookNode) -> Plan:
                 matched[pos] = ref
                 taken.add(ref.index)
                 break
+    for pos, cell in enumerate(subs):
+        if pos in matched:
+            continue
+        ref = by_id.get(cell.get("id"))
+        if ref is not None and ref.index not in taken:
+            matched[pos] = ref
+            taken.add(ref.index)
 
     result = Plan([])
     emitted: set[int] = set()
